@@ -1,0 +1,55 @@
+# Make targets mirror CI: `make test` is what .ci/run runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+export GOTOOLCHAIN := local
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.dev: pyproject.toml
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	@[ -x $(PY) ] || uv venv -q -p python3.11 $(VENV)
+	uv pip install -q --python $(PY) -e '.[dev]'
+	@touch $@
+
+$(VENV)/.vllm: $(VENV)/.dev
+	uv pip install -q --python $(PY) -e '.[dev,vllm]'
+	@touch $@
+
+venv: $(VENV)/.dev ## create .venv with the operator and its dev tools
+
+lint: venv ## ruff, mypy and the import layering rules
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+unit: venv ## fast tests: rendering, catalog, CRD, diagnosis (no cluster)
+	$(PY) -m pytest tests/unit -q
+
+generate: venv ## regenerate the CRD, the chart's copy, install.yaml and the docs tables
+	$(PY) -m gptoss_operator crd > manifests/crds/gptossdeployments.yaml
+	$(PY) -m gptoss_operator docs --out docs
+
+testbed-build: ## build the control-plane binaries from the Go module proxy (cached)
+	bash tests/testbed/build.sh all
+
+testbed-up: testbed-build ## start etcd, apiserver, controller-manager, scheduler, kwok and GPU nodes
+	bash tests/testbed/up.sh
+
+testbed-down: ## stop exactly what testbed-up started and remove its state
+	bash tests/testbed/down.sh
+
+test: $(VENV)/.vllm testbed-build ## the whole suite, as CI runs it (starts the test bed if needed)
+	$(MAKE) lint
+	$(PY) -m pytest tests -q
+
+bench: venv testbed-build ## benchmarks: operator writes and latency against a plain client
+	$(PY) -m pytest tests/bench -q -s
+
+run: venv testbed-build ## run the operator (on the test bed when no KUBECONFIG is given)
+	bash tests/testbed/run-demo.sh
+
+.PHONY: help venv lint unit generate testbed-build testbed-up testbed-down test bench run

@@ -1,0 +1,141 @@
+"""Test-side handle on the test bed: kubectl, polling, nodes and the apiserver's audit log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[2]
+TESTBED_SCRIPTS = REPO / "tests" / "testbed"
+
+T = TypeVar("T")
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+def binaries() -> dict[str, Path]:
+    """K8S_BIN, ETCD_BIN, KWOK_BIN, HELM_BIN from build.sh (builds what is missing)."""
+    out = subprocess.run(
+        ["bash", str(TESTBED_SCRIPTS / "build.sh"), "all"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {k: Path(v) for k, v in (line.split("=", 1) for line in out.split())}
+
+
+@dataclass
+class Testbed:
+    """A running test bed: its state directory, binaries and admin kubeconfig."""
+
+    state: Path
+    bins: dict[str, Path]
+    started_here: bool = False
+    _audit_offset: int = field(default=0, repr=False)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    @property
+    def operator_kubeconfig(self) -> Path:
+        """Kubeconfig of the `gptoss-operator` user, whose writes the audit log tells apart."""
+        return self.state / "operator.kubeconfig"
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl as the admin; on failure with check=True, raise with its stderr."""
+        proc = subprocess.run(
+            [str(self.bins["K8S_BIN"] / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    def get(self, *args: str) -> Any:
+        """`kubectl get ... -o json`, parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.bins["HELM_BIN"] / "helm"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    # --- nodes -----------------------------------------------------------------------------
+    def add_node(self, name: str, kind: str) -> None:
+        """Add a simulated node of a kind in tests/testbed/nodes.py (h100, a100-40gb, l40s, cpu)."""
+        manifest = subprocess.run(
+            ["python3", str(TESTBED_SCRIPTS / "nodes.py"), "node", kind, name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        self.kubectl("create", "-f", "-", input=manifest)
+        self.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=60s")
+
+    def remove_node(self, name: str) -> None:
+        self.kubectl("delete", "node", name, "--wait=true")
+
+    # --- audit log ---------------------------------------------------------------------------
+    @property
+    def audit_log(self) -> Path:
+        return self.state / "logs" / "audit.log"
+
+    def audit_mark(self) -> int:
+        """A position in the audit log; `audit_writes(since=mark)` reads what came after it."""
+        return self.audit_log.stat().st_size if self.audit_log.exists() else 0
+
+    def audit_writes(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
+        """Write requests (create/update/patch/delete) the apiserver recorded after `since`."""
+        with self.audit_log.open("rb") as log:
+            log.seek(since)
+            events = [json.loads(line) for line in log.read().splitlines() if line.strip()]
+        return [
+            e
+            for e in events
+            if e.get("stage") == "ResponseComplete"
+            and (user is None or e.get("user", {}).get("username") == user)
+        ]
+
+
+def describe_write(event: dict[str, Any]) -> str:
+    """One audit event as `verb resource/subresource ns/name -> code`, for failure messages."""
+    ref = event.get("objectRef", {})
+    resource = ref.get("resource", "?") + (
+        f"/{ref['subresource']}" if ref.get("subresource") else ""
+    )
+    code = event.get("responseStatus", {}).get("code")
+    return (
+        f"{event.get('verb')} {resource} {ref.get('namespace', '')}/{ref.get('name', '')} -> {code}"
+    )

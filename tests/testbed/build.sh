@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Build the test bed's binaries from the Go module proxy, through the committed wrapper modules
+# in gomod/. Each tool lands in $TESTBED_CACHE/bin/<tool>-<version>-<go version>/ with a
+# .complete marker written last, so a second run is a no-op. Prints the directories as
+# KEY=DIR lines (K8S_BIN, ETCD_BIN, KWOK_BIN, HELM_BIN) on stdout; progress goes to stderr.
+#
+#   build.sh [kubernetes|etcd|kwok|helm|all]
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+. "$HERE/versions.env"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-modcacherw
+CACHE="${TESTBED_CACHE:-$HOME/.cache/gptoss-testbed}"
+GOVERSION="$(go env GOVERSION)"
+
+out_dir() { echo "$CACHE/bin/$1-$2-$GOVERSION"; }
+
+# build TOOL VERSION LDFLAGS PACKAGE... : go build every package into the tool's cache dir.
+build() {
+  local tool="$1" version="$2" ldflags="$3"; shift 3
+  local out; out="$(out_dir "$tool" "$version")"
+  [ -f "$out/.complete" ] && return 0
+  echo "building $tool $version with $GOVERSION (cold builds take minutes)" >&2
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local start=$SECONDS
+  (cd "$HERE/gomod/$tool" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/" "$@")
+  echo "built $tool in $((SECONDS - start))s" >&2
+  rm -rf "$out"; mv "$out.tmp" "$out"; touch "$out/.complete"
+}
+
+kubernetes() {
+  # Stamp the version the way hack/lib/version.sh does; unstamped binaries report v0.0.0 and
+  # helm's kubeVersion checks and kubectl's skew warnings would misread the cluster.
+  local minor="${K8S_VERSION#v1.}" ldf=""
+  minor="${minor%%.*}"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  build kubernetes "$K8S_VERSION" "$ldf" k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl
+}
+
+etcd() {
+  local out; out="$(out_dir etcd "$ETCD_VERSION")"
+  [ -f "$out/.complete" ] && return 0
+  # The etcd server's main package is its module root, so name the outputs explicitly.
+  build etcd "$ETCD_VERSION" "" go.etcd.io/etcd/etcdctl/v3
+  rm "$out/.complete"
+  (cd "$HERE/gomod/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  touch "$out/.complete"
+}
+
+kwok() {
+  build kwok "$KWOK_VERSION" "" sigs.k8s.io/kwok/cmd/kwok
+  # kwok v0.8 has no built-in stages: keep its upstream stage files (node lifecycle, pod delete
+  # and complete) beside the binary, so up.sh does not depend on the module cache.
+  local out; out="$(out_dir kwok "$KWOK_VERSION")"
+  if [ ! -d "$out/stages" ]; then
+    local src
+    src="$(cd "$HERE/gomod/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+    mkdir -p "$out/stages.tmp"
+    cp "$src/node/fast/node-initialize.yaml" "$src/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+      "$src/pod/fast/pod-complete.yaml" "$src/pod/fast/pod-delete.yaml" "$out/stages.tmp/"
+    chmod u+w "$out/stages.tmp"/*; mv "$out/stages.tmp" "$out/stages"
+  fi
+}
+
+helm() {
+  # Helm v3 takes its version and default Kubernetes capabilities from ldflags only (its
+  # Makefile derives the latter from the client-go it builds with).
+  local cg minor p=helm.sh/helm/v3
+  cg="$(awk '$1=="k8s.io/client-go"{print $2}' "$HERE/gomod/helm/go.mod")"
+  minor="${cg#v0.}"; minor="${minor%%.*}"
+  build helm "$HELM_VERSION" "-X $p/internal/version.version=$HELM_VERSION \
+    -X $p/internal/version.gitTreeState=clean \
+    -X $p/pkg/chartutil.k8sVersionMajor=1 -X $p/pkg/chartutil.k8sVersionMinor=$minor \
+    -X $p/pkg/lint/rules.k8sVersionMajor=1 -X $p/pkg/lint/rules.k8sVersionMinor=$minor" \
+    helm.sh/helm/v3/cmd/helm
+}
+
+case "${1:-all}" in
+  kubernetes|etcd|kwok|helm) "$1" ;;
+  all) kubernetes; etcd; kwok; helm ;;
+  *) echo "usage: $0 [kubernetes|etcd|kwok|helm|all]" >&2; exit 2 ;;
+esac
+echo "K8S_BIN=$(out_dir kubernetes "$K8S_VERSION")"
+echo "ETCD_BIN=$(out_dir etcd "$ETCD_VERSION")"
+echo "KWOK_BIN=$(out_dir kwok "$KWOK_VERSION")"
+echo "HELM_BIN=$(out_dir helm "$HELM_VERSION")"
