@@ -48,6 +48,8 @@ def binaries() -> dict[str, Path]:
 class Testbed:
     """A running test bed: its state directory, binaries and admin kubeconfig."""
 
+    __test__ = False  # a helper, not a test class
+
     state: Path
     bins: dict[str, Path]
     started_here: bool = False

@@ -93,6 +93,12 @@ def node(name: str, kind: str) -> dict[str, object]:
             "capacity": capacity,
             "allocatable": dict(capacity),
             "nodeInfo": {
+                "machineID": name,
+                "systemUUID": name,
+                "bootID": name,
+                "kernelVersion": "6.8.0-kwok",
+                "osImage": "Ubuntu 24.04 LTS",
+                "kubeProxyVersion": "",
                 "architecture": "amd64",
                 "operatingSystem": "linux",
                 "kubeletVersion": KUBELET_VERSION,

@@ -32,6 +32,8 @@ fail() {
   bash "$HERE/down.sh" --keep-logs >&2 || true
   exit 1
 }
+# Any other failing step: stop whatever already started, keep the logs.
+trap 'echo "test bed: start-up failed at line $LINENO" >&2; bash "$HERE/down.sh" --keep-logs' ERR
 # wait_for COMPONENT SECONDS CMD...: poll CMD until it succeeds, the process dies, or time is up.
 wait_for() {
   local comp="$1" deadline=$((SECONDS + $2)); shift 2

@@ -1,0 +1,91 @@
+"""Every rendered command line must parse with the pinned vLLM's own `vllm serve` parser.
+
+Needs the `vllm` extra (`make .venv/.vllm`); CI installs it, so a missing vLLM fails instead of
+skipping. Importing vLLM takes ~30 s, hence one module-scoped parser.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from matrix import matrix
+
+from gptoss_operator.catalog import VLLM_VERSION
+from gptoss_operator.render import render_children
+
+pytestmark = pytest.mark.contract
+
+CASES = matrix()
+Parse = Callable[[list[str]], Any]
+
+
+@pytest.fixture(scope="module")
+def vllm_serve() -> Parse:
+    """Parse `vllm serve ARGS` as the CLI does, then run its pre-start argument checks."""
+    # Lets vLLM import on a machine without GPUs; must be set before the first vllm import.
+    os.environ["VLLM_TARGET_DEVICE"] = "cpu"
+    try:
+        version = importlib.metadata.version("vllm")
+        from vllm.entrypoints.cli.serve import ServeSubcommand
+        from vllm.entrypoints.common.cli_args import validate_parsed_serve_args
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        pytest.fail(f"vLLM is not installed ({exc}): run `make .venv/.vllm` (the vllm extra)")
+    assert version == VLLM_VERSION, f"installed vLLM {version}, catalog pins {VLLM_VERSION}"
+    parser = FlexibleArgumentParser(prog="vllm")
+    subparsers = parser.add_subparsers(dest="subparser", required=False)
+    serve = ServeSubcommand().subparser_init(subparsers)
+    known = set(serve._option_string_actions)
+
+    def parse(args: list[str]) -> Any:
+        try:
+            namespace = parser.parse_args(["serve", *args])
+        except SystemExit as exc:
+            pytest.fail(f"vllm serve rejected {args}: exit {exc.code}")
+        validate_parsed_serve_args(namespace)
+        return namespace
+
+    parse.known_flags = known  # type: ignore[attr-defined]
+    return parse
+
+
+@pytest.mark.parametrize(("case_id", "spec"), CASES, ids=[c for c, _ in CASES])
+def test_command_line_parses(vllm_serve: Parse, case_id: str, spec: Any) -> None:
+    children = render_children("m", "ns", spec)
+    (deployment,) = [c for c in children if c["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["vllm", "serve"]
+    ns = vllm_serve(container["args"])
+    assert ns.model_tag == container["args"][0]
+    assert ns.tensor_parallel_size == int(
+        container["args"][container["args"].index("--tensor-parallel-size") + 1]
+    )
+    assert ns.host == "0.0.0.0"  # noqa: S104
+    assert ns.port == 8000
+    assert ns.shutdown_timeout == spec.shutdown.drain_seconds
+    assert ns.reasoning_parser == spec.api.reasoning_parser
+
+
+def test_parser_names_exist_in_registries(vllm_serve: Parse) -> None:
+    from vllm.reasoning.abs_reasoning_parsers import ReasoningParserManager
+    from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
+
+    assert "openai" in ToolParserManager.list_registered()
+    assert "openai_gptoss" in ReasoningParserManager.list_registered()
+
+
+def test_managed_flags_are_real_vllm_flags(vllm_serve: Parse) -> None:
+    from gptoss_operator import flags
+
+    known: set[str] = vllm_serve.known_flags  # type: ignore[attr-defined]
+    missing = [f for f in flags.MANAGED_FLAGS if "_" not in f and f not in known]
+    assert missing == [], f"not flags of vllm serve {VLLM_VERSION}: {missing}"
+
+
+def test_unknown_flag_is_rejected(vllm_serve: Parse) -> None:
+    with pytest.raises(pytest.fail.Exception):
+        vllm_serve(["m", "--no-such-flag-in-vllm"])
