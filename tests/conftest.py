@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from support.operator import OperatorProcess
 from support.testbed import REPO, TESTBED_SCRIPTS, Testbed, binaries, wait_until
 
 CRD_FILE = REPO / "manifests" / "crds" / "gptossdeployments.yaml"
@@ -68,3 +69,14 @@ def gptoss_crd(testbed: Testbed) -> Path:
         "wait", "--for=condition=Established", "crd/gptossdeployments.gptoss.dev", "--timeout=60s"
     )
     return CRD_FILE
+
+
+@pytest.fixture(scope="session")
+def operator(testbed: Testbed, gptoss_crd: Path) -> Iterator[OperatorProcess]:
+    """The operator running as a real process, cluster-wide, as the `gptoss-operator` user."""
+    process = OperatorProcess(testbed.operator_kubeconfig, testbed.state / "logs" / "operator.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -355,3 +355,20 @@ def test_tools_report_the_pinned_versions(testbed: Testbed):
         n["status"]["nodeInfo"]["kubeletVersion"] for n in testbed.get("nodes")["items"]
     }
     assert node_versions == {pins["K8S_VERSION"]}
+
+
+def test_claims_of_the_default_class_are_bound(testbed: Testbed, namespace: str):
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "cache"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "80Gi"}}},
+    }
+    testbed.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(claim))
+    wait_until(
+        lambda: (
+            testbed.get("-n", namespace, "pvc", "cache").get("status", {}).get("phase") == "Bound"
+        ),
+        30,
+        "the claim to be bound",
+    )

@@ -54,15 +54,21 @@ etcd() {
 kwok() {
   build kwok "$KWOK_VERSION" "" sigs.k8s.io/kwok/cmd/kwok
   # kwok v0.8 has no built-in stages: keep its upstream stage files (node lifecycle, pod delete
-  # and complete) beside the binary, so up.sh does not depend on the module cache.
+  # and complete, and the volume provisioner that binds claims of the kwok-volume class) beside
+  # the binary, so up.sh does not depend on the module cache.
   local out; out="$(out_dir kwok "$KWOK_VERSION")"
-  if [ ! -d "$out/stages" ]; then
+  if [ ! -f "$out/stages/.complete" ]; then
     local src
     src="$(cd "$HERE/gomod/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
-    mkdir -p "$out/stages.tmp"
+    rm -rf "$out/stages.tmp"; mkdir -p "$out/stages.tmp"
     cp "$src/node/fast/node-initialize.yaml" "$src/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
-      "$src/pod/fast/pod-complete.yaml" "$src/pod/fast/pod-delete.yaml" "$out/stages.tmp/"
-    chmod u+w "$out/stages.tmp"/*; mv "$out/stages.tmp" "$out/stages"
+      "$src/pod/fast/pod-complete.yaml" "$src/pod/fast/pod-delete.yaml" \
+      "$src"/volume/fast/{pv-bind,pv-delete,pvc-provision,pvc-delete}.yaml "$out/stages.tmp/"
+    cp "$src/volume/fast/storage-class.yaml" "$out/storage-class.yaml.tmp"
+    chmod u+w "$out/stages.tmp"/* "$out/storage-class.yaml.tmp"
+    touch "$out/stages.tmp/.complete"
+    rm -rf "$out/stages"; mv "$out/stages.tmp" "$out/stages"
+    mv "$out/storage-class.yaml.tmp" "$out/storage-class.yaml"
   fi
 }
 

@@ -144,6 +144,7 @@ launch kwok "$KWOK_BIN/kwok" --kubeconfig="$KC" --config="$STATE/kwok-stages.yam
   --cidr=10.244.0.0/16 --node-ip=10.244.0.1 --node-lease-duration-seconds=40
 
 python3 "$HERE/nodes.py" default | "${K[@]}" create -f - >/dev/null
+"${K[@]}" create -f "$KWOK_BIN/storage-class.yaml" >/dev/null   # default class, kwok binds its claims
 wait_for kwok 60 "${K[@]}" wait --for=condition=Ready node --all --timeout=2s
 wait_for kube-controller-manager 60 "${K[@]}" -n default get serviceaccount default
 echo "$API_PORT" >api-port

@@ -9,7 +9,14 @@ import pytest
 from matrix import matrix
 
 from gptoss_operator.api import GptOssDeploymentSpec
-from gptoss_operator.render import SPEC_HASH_ANNOTATION, render_children, resolve, selector_labels
+from gptoss_operator.render import (
+    SPEC_HASH_ANNOTATION,
+    endpoint_url,
+    render_children,
+    resolve,
+    selector_labels,
+    selector_string,
+)
 
 CASES = matrix()
 SECRET_VALUES = ("api", "key", "hf", "token")
@@ -118,3 +125,18 @@ def test_affinity_combines_user_terms_with_gpu_product() -> None:
     keys = [e["key"] for e in required["nodeSelectorTerms"][0]["matchExpressions"]]
     assert keys == ["zone", "nvidia.com/gpu.product"]
     assert json.dumps(case.scheduling.affinity, sort_keys=True) == before, "spec was mutated"
+
+
+def test_endpoint_and_selector() -> None:
+    spec = GptOssDeploymentSpec.model_validate(
+        {"model": {"name": "gpt-oss-20b"}, "service": {"port": 80}}
+    )
+    assert endpoint_url("m", "ns", spec) == "http://m.ns.svc.cluster.local:80/v1"
+    assert selector_string("m") == "app.kubernetes.io/instance=m,app.kubernetes.io/name=gpt-oss"
+    service = next(c for c in render_children("m", "ns", spec) if c["kind"] == "Service")
+    assert service["spec"]["ports"][0] == {
+        "name": "http",
+        "port": 80,
+        "targetPort": "http",
+        "protocol": "TCP",
+    }

@@ -1,0 +1,53 @@
+"""The GptOssDeployment API: pydantic models that are the one source of truth for the CRD."""
+
+from gptoss_operator.api.common import GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION
+from gptoss_operator.api.spec import (
+    Accelerator,
+    ApiSettings,
+    CustomAccelerator,
+    EngineSettings,
+    EnvVar,
+    GptOssDeploymentSpec,
+    ModelCache,
+    ModelRef,
+    NetworkPolicySettings,
+    PodDisruptionBudgetSettings,
+    PodMonitorSettings,
+    Probes,
+    Resources,
+    Rollout,
+    Scheduling,
+    SecretKeyRef,
+    ServiceSettings,
+    Shutdown,
+)
+from gptoss_operator.api.status import Condition, GptOssDeploymentStatus
+
+__all__ = [
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "SHORT_NAME",
+    "SINGULAR",
+    "VERSION",
+    "Accelerator",
+    "ApiSettings",
+    "Condition",
+    "CustomAccelerator",
+    "EngineSettings",
+    "EnvVar",
+    "GptOssDeploymentSpec",
+    "GptOssDeploymentStatus",
+    "ModelCache",
+    "ModelRef",
+    "NetworkPolicySettings",
+    "PodDisruptionBudgetSettings",
+    "PodMonitorSettings",
+    "Probes",
+    "Resources",
+    "Rollout",
+    "Scheduling",
+    "SecretKeyRef",
+    "ServiceSettings",
+    "Shutdown",
+]

@@ -1,0 +1,287 @@
+"""The spec of a GptOssDeployment. Attribute docstrings become the CRD's descriptions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from gptoss_operator.api.common import ApiModel, IntOrString, KubeObject, LabelMap, Quantity
+from gptoss_operator.catalog import (
+    DEFAULT_IMAGE,
+    DEFAULT_PROFILE,
+    MAX_CONTEXT,
+    ModelName,
+    ProfileName,
+)
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the GptOssDeployment's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
+    key: str = Field(min_length=1, max_length=253)
+    """Key inside the Secret."""
+
+
+class ModelRef(ApiModel):
+    """Which gpt-oss model to serve and where its weights come from."""
+
+    name: ModelName
+    """The model: gpt-oss-20b (one GPU of 16 GB or more) or gpt-oss-120b (80 GB or more in all)."""
+    repository: str | None = Field(default=None, max_length=253)
+    """Hugging Face repository or local path of the weights. Default: openai/<name>."""
+    revision: str | None = Field(default=None, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")
+    """Pinned Hugging Face revision (commit, tag or branch) passed as --revision."""
+
+
+class CustomAccelerator(ApiModel):
+    """A GPU type that is not one of the named profiles."""
+
+    resource_name: str = Field(min_length=1, max_length=253)
+    """Extended resource name that counts the GPUs, e.g. nvidia.com/gpu."""
+    node_selector: LabelMap = Field(default_factory=dict)
+    """Node labels that select nodes with this GPU."""
+    gpu_memory_gi_b: int = Field(ge=1, le=4096, alias="gpuMemoryGiB")
+    """Memory of one GPU in GiB; decides the tensor parallel size the model needs."""
+    gpus_per_node: int = Field(ge=1, le=64)
+    """GPUs per node: the largest tensor parallel size one replica can use."""
+
+
+class Accelerator(ApiModel):
+    """The GPUs each replica runs on: a named profile or a custom accelerator (not both)."""
+
+    profile: ProfileName | None = None
+    """Named GPU profile: sets node placement on nvidia.com/gpu.product, the GPU resource, the GPU
+    memory and the vLLM recipe's per-architecture flags and environment."""
+    gpus_per_node: int | None = Field(default=None, ge=1, le=64)
+    """Overrides the GPUs per node of the profile (or of the custom accelerator)."""
+    custom: CustomAccelerator | None = None
+    """A GPU type described by hand instead of a profile. No recipe flags are added."""
+
+
+class EnvVar(ApiModel):
+    """An environment variable with a literal value."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    """Variable name; names the operator sets (HF_HOME, VLLM_API_KEY...) are refused."""
+    value: str = Field(default="", max_length=4096)
+    """Variable value. Do not put secrets here."""
+
+
+class EngineSettings(ApiModel):
+    """vLLM engine settings."""
+
+    max_model_len: int | None = Field(default=None, ge=256, le=MAX_CONTEXT)
+    """Maximum context length in tokens (at most 131072, the model's). Lower values leave room
+    for more concurrent sequences. Default: the model's context length."""
+    gpu_memory_utilization: float = Field(default=0.90, gt=0, le=1)
+    """Share of each GPU's memory vLLM may use, in (0, 1]."""
+    max_num_seqs: int | None = Field(default=None, ge=1, le=65536)
+    """Maximum sequences in one batch. Default: vLLM's."""
+    max_num_batched_tokens: int = Field(default=8192, ge=256, le=1048576)
+    """Maximum tokens in one scheduler step (the recipe's 8192)."""
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bfloat16", "float16"] | None = (
+        None
+    )
+    """KV cache data type. Default: fp8 on Blackwell (recipe), auto elsewhere."""
+    stream_interval: int | None = Field(default=None, ge=1, le=1024)
+    """Tokens per streamed chunk: 1 is most interactive, 20 maximizes throughput (recipe)."""
+    extra_args: list[Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=list, max_length=64
+    )
+    """Additional vLLM arguments. Flags the operator manages (--tensor-parallel-size, --port...)
+    are refused; use the matching field instead."""
+    extra_env: list[EnvVar] = Field(default_factory=list, max_length=64)
+    """Additional environment variables for the vLLM container."""
+
+
+class ApiSettings(ApiModel):
+    """The OpenAI-compatible API the Service exposes."""
+
+    served_model_name: str | None = Field(default=None, max_length=253)
+    """Model name clients send in requests. Default: openai/gpt-oss-20b or openai/gpt-oss-120b."""
+    tool_calling: bool = True
+    """Enable function calling on Chat Completions (--tool-call-parser openai
+    --enable-auto-tool-choice)."""
+    reasoning_parser: str = Field(default="openai_gptoss", max_length=64)
+    """vLLM reasoning parser name."""
+    api_key_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the API key clients must send as a Bearer token (env VLLM_API_KEY)."""
+
+
+class ModelCache(ApiModel):
+    """Where the weights are cached (HF_HOME). Without a claim, an emptyDir per pod."""
+
+    existing_claim_name: str | None = Field(default=None, max_length=253)
+    """An existing PersistentVolumeClaim to mount at HF_HOME."""
+    size: Quantity | None = None
+    """Size of a PersistentVolumeClaim the operator creates, named <name>-model-cache."""
+    storage_class_name: str | None = Field(default=None, max_length=253)
+    """Storage class of the created claim. Default: the cluster's default class."""
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"]] = Field(
+        default=["ReadWriteOnce"], max_length=3
+    )
+    """Access modes of the created claim; ReadWriteMany lets replicas on several nodes share it."""
+    hf_token_secret_ref: SecretKeyRef | None = None
+    """Secret key holding a Hugging Face token (env HF_TOKEN); gpt-oss is not gated."""
+    offline: bool = False
+    """Set HF_HUB_OFFLINE=1: serve only from the cache volume, which must be pre-populated. In
+    air-gapped clusters also point TIKTOKEN_ENCODINGS_BASE (extraEnv) at the harmony encodings."""
+
+
+class Resources(ApiModel):
+    """CPU and memory of the vLLM container (GPUs follow the tensor parallel size)."""
+
+    cpu: Quantity | None = None
+    """CPU request. Default: 4 for 20b, 8 for 120b."""
+    memory: Quantity | None = None
+    """Memory request and limit (the /dev/shm volume is added to the limit). Default: 32Gi for
+    20b, 96Gi for 120b."""
+
+
+class Scheduling(ApiModel):
+    """Pod placement in addition to the accelerator's."""
+
+    node_selector: LabelMap = Field(default_factory=dict)
+    """Node labels the pods require."""
+    tolerations: list[KubeObject] = Field(default_factory=list, max_length=32)
+    """Tolerations added to the default nvidia.com/gpu one."""
+    affinity: KubeObject | None = None
+    """Pod affinity; a required node affinity is combined with the GPU product rule."""
+    priority_class_name: str | None = Field(default=None, max_length=253)
+    """PriorityClass of the pods."""
+    runtime_class_name: str | None = Field(default=None, max_length=253)
+    """RuntimeClass of the pods, e.g. nvidia."""
+
+
+class ServiceSettings(ApiModel):
+    """The Service in front of the pods, named like the GptOssDeployment."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """Service type."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Service port of the OpenAI-compatible API."""
+    annotations: LabelMap = Field(default_factory=dict)
+    """Annotations of the Service."""
+
+
+class Probes(ApiModel):
+    """Health probes on vLLM's /health."""
+
+    startup_budget_seconds: int | None = Field(default=None, ge=60, le=86400)
+    """Time the server may take to become healthy before the pod is restarted. Default: per
+    model, longer for 120b and when weights download in the pod (not offline)."""
+
+
+class Rollout(ApiModel):
+    """How pods are replaced when the spec changes."""
+
+    strategy: Literal["RollingUpdate", "Recreate"] = "RollingUpdate"
+    """RollingUpdate replaces pods a few at a time; Recreate stops all first."""
+    max_surge: IntOrString = 0
+    """Extra pods during a rolling update. 0 because GPU nodes are usually full."""
+    max_unavailable: IntOrString = 1
+    """Pods that may be down during a rolling update."""
+    progress_deadline_seconds: int | None = Field(default=None, ge=60, le=86400)
+    """Time a rollout may make no progress before it counts as failed. Default: startup
+    budget plus 600 s for scheduling and the image pull."""
+    auto_rollback: bool = True
+    """Return to the last spec that was available when a rollout fails."""
+    revision_history_limit: int = Field(default=3, ge=0, le=100)
+    """Old ReplicaSets to keep."""
+
+
+class Shutdown(ApiModel):
+    """Graceful shutdown: stop routing, then let in-flight requests finish."""
+
+    pre_stop_sleep_seconds: int = Field(default=15, ge=0, le=600)
+    """Sleep before SIGTERM so endpoints stop routing to the pod."""
+    drain_seconds: int = Field(default=45, ge=0, le=3600)
+    """Time vLLM waits for in-flight requests after SIGTERM (--shutdown-timeout)."""
+    termination_grace_period_seconds: int | None = Field(default=None, ge=1, le=7200)
+    """Pod grace period; must exceed preStop sleep plus drain. Default: their sum plus 15 s."""
+
+
+class PodDisruptionBudgetSettings(ApiModel):
+    """PodDisruptionBudget for voluntary disruptions (node drains)."""
+
+    enabled: bool = True
+    """Create the budget. On by default: with maxUnavailable 1 it never blocks a drain of a
+    single replica, and it keeps drains from taking several replicas at once."""
+    max_unavailable: IntOrString = 1
+    """Pods a drain may take down at once."""
+
+
+class NetworkPolicySettings(ApiModel):
+    """NetworkPolicy that admits traffic only to the inference port."""
+
+    enabled: bool = False
+    """Create the NetworkPolicy."""
+    from_namespace_selector: LabelMap | None = None
+    """Namespaces (by label) allowed to connect. Default: this namespace only."""
+    from_pod_selector: LabelMap | None = None
+    """Pods (by label) allowed to connect. Default: any pod of the allowed namespaces."""
+
+
+class PodMonitorSettings(ApiModel):
+    """Prometheus Operator PodMonitor for vLLM's /metrics."""
+
+    enabled: bool = False
+    """Create a monitoring.coreos.com/v1 PodMonitor (needs the Prometheus Operator CRDs)."""
+    interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m|h)$", max_length=16)
+    """Scrape interval."""
+    labels: LabelMap = Field(default_factory=dict)
+    """Labels of the PodMonitor, for the Prometheus podMonitorSelector."""
+
+
+class GptOssDeploymentSpec(ApiModel):
+    """Desired state of a gpt-oss model served by vLLM behind an OpenAI-compatible Service."""
+
+    model: ModelRef
+    """The model to serve."""
+    replicas: int = Field(default=1, ge=0, le=1000)
+    """Number of vLLM pods (each one full model copy). Scalable with kubectl scale and HPA."""
+    accelerator: Accelerator = Accelerator(profile=DEFAULT_PROFILE)
+    """GPUs of each replica. Default: the H100-80GB profile."""
+    tensor_parallel_size: Literal[1, 2, 4, 8] | None = None
+    """GPUs per replica the model is split across (1, 2, 4 or 8, at most the node's GPUs, enough
+    for the weights). Default: the smallest size that leaves room for a KV cache, from the
+    catalog (gpt-oss-120b on H100-80GB: 2, on H200: 1; gpt-oss-20b: 1)."""
+    engine: EngineSettings = EngineSettings()
+    """vLLM engine settings."""
+    api: ApiSettings = ApiSettings()
+    """OpenAI-compatible API settings."""
+    model_cache: ModelCache = ModelCache()
+    """Weights cache and Hugging Face access."""
+    image: str = Field(
+        default=DEFAULT_IMAGE,
+        max_length=512,
+        pattern=r"^[^@\s]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$",
+    )
+    """vLLM image with a pinned tag or digest (never :latest)."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """Image pull policy."""
+    resources: Resources = Resources()
+    """CPU and memory of the vLLM container."""
+    scheduling: Scheduling = Scheduling()
+    """Extra pod placement."""
+    pod_labels: LabelMap = Field(default_factory=dict)
+    """Labels added to the pods (the app.kubernetes.io labels win)."""
+    pod_annotations: LabelMap = Field(default_factory=dict)
+    """Annotations added to the pods."""
+    service: ServiceSettings = ServiceSettings()
+    """The Service."""
+    probes: Probes = Probes()
+    """Health probes."""
+    rollout: Rollout = Rollout()
+    """Rollout behaviour."""
+    shutdown: Shutdown = Shutdown()
+    """Graceful shutdown."""
+    pod_disruption_budget: PodDisruptionBudgetSettings = PodDisruptionBudgetSettings()
+    """PodDisruptionBudget."""
+    network_policy: NetworkPolicySettings = NetworkPolicySettings()
+    """NetworkPolicy."""
+    pod_monitor: PodMonitorSettings = PodMonitorSettings()
+    """PodMonitor."""

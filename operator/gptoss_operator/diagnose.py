@@ -1,0 +1,328 @@
+"""Children and pods in, status out: why a GptOssDeployment is (not) serving. Pure, no I/O.
+
+Conditions follow metav1.Condition. `Ready` says the endpoint serves at the desired scale,
+`Progressing` whether a rollout or scale-up is under way, `Degraded` what is wrong, with one
+machine-readable reason. Messages carry no counters or times, so an unchanged cluster gives an
+unchanged status and the operator writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Reasons, most severe first: the first one found among the pods names the problem.
+OOM_KILLED = "OOMKilled"
+CRASH_LOOP = "CrashLoopBackOff"
+IMAGE_PULL = "ImagePullBackOff"
+UNSCHEDULABLE = "Unschedulable"
+STARTUP_PROBE_FAILED = "StartupProbeFailed"
+PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+ROLLED_BACK = "RolledBack"
+INVALID_SPEC = "InvalidSpec"
+APPLY_FAILED = "ApplyFailed"
+SEVERITY = [OOM_KILLED, CRASH_LOOP, IMAGE_PULL, UNSCHEDULABLE, STARTUP_PROBE_FAILED]
+IMAGE_PULL_WAITING = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with a pod, as a reason and a message for people."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the spec resolved to, reported in status as it is."""
+
+    replicas: int
+    spec_hash: str
+    selector: str
+    endpoint: str
+    tensor_parallel_size: int
+    gpus_per_replica: int
+    image: str
+
+
+@dataclass
+class Observation:
+    """Everything diagnosis looks at for one GptOssDeployment."""
+
+    generation: int
+    facts: Facts | None
+    deployment: dict[str, Any] | None
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    previous: dict[str, Any] = field(default_factory=dict)
+    rolled_back_from: str | None = None
+    failure: Problem | None = None  # invalid spec or a rejected apply: nothing else matters
+
+
+def pod_problem(pod: dict[str, Any]) -> Problem | None:
+    """The most severe problem of one pod, or None when it is fine or merely starting."""
+    status = pod.get("status") or {}
+    name = pod.get("metadata", {}).get("name", "?")
+    found: list[Problem] = []
+    for container in (status.get("initContainerStatuses") or []) + (
+        status.get("containerStatuses") or []
+    ):
+        state, last = container.get("state") or {}, container.get("lastState") or {}
+        cname = container.get("name", "?")
+        terminated = [s.get("terminated") or {} for s in (state, last)]
+        waiting = state.get("waiting") or {}
+        if any(t.get("reason") == OOM_KILLED for t in terminated):
+            found.append(
+                Problem(
+                    OOM_KILLED,
+                    f"pod {name}: container {cname} was OOMKilled (exit "
+                    "code 137); raise spec.resources.memory or lower maxNumSeqs",
+                )
+            )
+        elif waiting.get("reason") == CRASH_LOOP:
+            exit_code = (terminated[1] or terminated[0]).get("exitCode", "unknown")
+            found.append(
+                Problem(
+                    CRASH_LOOP,
+                    f"pod {name}: container {cname} keeps crashing "
+                    f"(last exit code {exit_code}); see kubectl logs {name} --previous",
+                )
+            )
+        elif waiting.get("reason") in IMAGE_PULL_WAITING:
+            found.append(
+                Problem(
+                    IMAGE_PULL,
+                    f"pod {name}: cannot pull image "
+                    f"{container.get('image', '?')}: {waiting.get('message', '')}".rstrip(": "),
+                )
+            )
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == UNSCHEDULABLE
+        ):
+            found.append(Problem(UNSCHEDULABLE, f"pod {name}: {condition.get('message', '')}"))
+    return min(found, key=lambda p: SEVERITY.index(p.reason), default=None)
+
+
+def _starting(pod: dict[str, Any]) -> bool:
+    """Running but its startup probe has not passed yet (vLLM loading weights, compiling)."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any("running" in (c.get("state") or {}) and not c.get("started") for c in statuses)
+
+
+def _deployment_condition(deployment: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for condition in ((deployment or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_:
+            return dict(condition)
+    return {}
+
+
+def template_hash(deployment: dict[str, Any] | None, key: str) -> str | None:
+    """The spec hash annotation on a Deployment's (or ReplicaSet's) pod template."""
+    template = ((deployment or {}).get("spec") or {}).get("template") or {}
+    value = (template.get("metadata") or {}).get("annotations", {}).get(key)
+    return str(value) if value else None
+
+
+def rollout_complete(deployment: dict[str, Any] | None, replicas: int) -> bool:
+    """The Deployment controller has seen the latest template and every replica is updated and ready."""
+    if not deployment:
+        return False
+    status = deployment.get("status") or {}
+    return (
+        status.get("observedGeneration", 0) >= deployment.get("metadata", {}).get("generation", 0)
+        and status.get("updatedReplicas", 0) == replicas
+        and status.get("readyReplicas", 0) == replicas
+        and status.get("replicas", 0) == replicas
+    )
+
+
+def deadline_exceeded(deployment: dict[str, Any] | None) -> bool:
+    return _deployment_condition(deployment, "Progressing").get("reason") == PROGRESS_DEADLINE
+
+
+def condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
+    """(phase, reason, message, conditions without lastTransitionTime) for an observation."""
+    gen = obs.generation
+    if obs.failure:
+        p = obs.failure
+        return (
+            "Failed",
+            p.reason,
+            p.message,
+            [
+                condition("Ready", False, p.reason, p.message, gen),
+                condition("Progressing", False, p.reason, p.message, gen),
+                condition("Degraded", True, p.reason, p.message, gen),
+            ],
+        )
+    assert obs.facts is not None
+    desired = obs.facts.replicas
+    dstatus = (obs.deployment or {}).get("status") or {}
+    ready = int(dstatus.get("readyReplicas", 0))
+    serving = ready >= desired and obs.deployment is not None
+    live_pods = [p for p in obs.pods if not p.get("metadata", {}).get("deletionTimestamp")]
+    problems = [p for p in map(pod_problem, live_pods) if p]
+    problem = min(problems, key=lambda p: SEVERITY.index(p.reason), default=None)
+    complete = rollout_complete(obs.deployment, desired) and (
+        template_hash(obs.deployment, "gptoss.dev/spec-hash") == obs.facts.spec_hash
+    )
+
+    if obs.rolled_back_from:
+        cause = f" ({problem.reason}: {problem.message})" if problem else ""
+        degraded = Problem(
+            ROLLED_BACK,
+            f"spec {obs.rolled_back_from} did not become available "
+            f"before the progress deadline; restored the last available pod "
+            f"template{cause}",
+        )
+    elif deadline_exceeded(obs.deployment):
+        starting = any(_starting(p) for p in live_pods)
+        base = problem or (
+            Problem(
+                STARTUP_PROBE_FAILED,
+                "vLLM did not pass its startup probe before the progress deadline",
+            )
+            if starting
+            else None
+        )
+        degraded = Problem(
+            base.reason if base else PROGRESS_DEADLINE,
+            f"rollout exceeded its progress deadline: "
+            f"{base.message if base else 'no new pod became ready'}",
+        )
+    else:
+        degraded = problem
+
+    if obs.deployment is None:
+        progress = ("Creating", "creating the vLLM Deployment")
+    elif complete:
+        progress = ("Complete", f"{desired}/{desired} replicas run the current spec")
+    elif dstatus.get("updatedReplicas", 0) < desired:
+        progress = ("RollingOut", f"{dstatus.get('updatedReplicas', 0)}/{desired} replicas updated")
+    elif any(_starting(p) for p in live_pods):
+        progress = ("Starting", "vLLM is loading the model (startup probe pending)")
+    else:
+        progress = (
+            "ScalingUp" if ready < desired else "ScalingDown",
+            f"{ready}/{desired} replicas ready",
+        )
+    progressing = not complete and not degraded
+
+    ready_reason = "Available" if desired else "ScaledToZero"
+    conditions = [
+        condition(
+            "Ready",
+            serving,
+            ready_reason if serving else (degraded.reason if degraded else progress[0]),
+            f"{ready}/{desired} replicas ready" + (f" at {obs.facts.endpoint}" if serving else ""),
+            gen,
+        ),
+        condition(
+            "Progressing",
+            progressing,
+            progress[0] if not degraded else degraded.reason,
+            progress[1] if not degraded else degraded.message,
+            gen,
+        ),
+        condition(
+            "Degraded",
+            degraded is not None,
+            degraded.reason if degraded else "AsExpected",
+            degraded.message if degraded else "no problems found",
+            gen,
+        ),
+    ]
+    if degraded:
+        phase, reason, message = "Degraded", degraded.reason, degraded.message
+    elif complete and serving:
+        phase, reason, message = "Ready", ready_reason, conditions[0]["message"]
+    else:
+        phase, reason, message = "Progressing", progress[0], progress[1]
+    return phase, reason, message, conditions
+
+
+def merge_conditions(
+    previous: list[dict[str, Any]], current: list[dict[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """Carry lastTransitionTime over from the previous conditions unless the status flipped."""
+    before = {c.get("type"): c for c in previous}
+    merged = []
+    for c in current:
+        old = before.get(c["type"])
+        moved = old is None or old.get("status") != c["status"]
+        merged.append({**c, "lastTransitionTime": now if moved else old["lastTransitionTime"]})
+    return merged
+
+
+def transitions(
+    previous: list[dict[str, Any]],
+    current: list[dict[str, Any]],
+) -> list[tuple[str, str, str]]:
+    """Events (type, reason, message) for conditions whose status or reason changed."""
+    before = {c.get("type"): c for c in previous}
+    events = []
+    for c in current:
+        old = before.get(c["type"], {})
+        if (old.get("status"), old.get("reason")) == (c["status"], c["reason"]):
+            continue
+        if c["type"] == "Degraded" and c["status"] == "True":
+            events.append(("Warning", c["reason"], c["message"]))
+        elif c["type"] == "Degraded" and old.get("status") == "True":
+            events.append(("Normal", "Recovered", "no problems found"))
+        elif c["type"] == "Ready" and c["status"] == "True":
+            events.append(("Normal", "Ready", c["message"]))
+        elif c["type"] == "Ready" and old.get("status") == "True":
+            events.append(("Warning", "NotReady", c["message"]))
+        elif c["type"] == "Progressing" and c["status"] == "True" and old.get("status") != "True":
+            events.append(("Normal", c["reason"], c["message"]))
+    return events
+
+
+def build_status(obs: Observation, now: str) -> dict[str, Any]:
+    """The whole status for an observation; `now` stamps conditions that flipped."""
+    phase, reason, message, conditions = diagnose(obs)
+    prev = obs.previous
+    status: dict[str, Any] = {
+        "observedGeneration": obs.generation,
+        "phase": phase,
+        "reason": reason,
+        "message": message,
+        "conditions": merge_conditions(prev.get("conditions") or [], conditions, now),
+    }
+    if obs.facts:
+        f = obs.facts
+        d = (obs.deployment or {}).get("status") or {}
+        complete = (
+            rollout_complete(obs.deployment, f.replicas)
+            and not obs.rolled_back_from
+            and (template_hash(obs.deployment, "gptoss.dev/spec-hash") == f.spec_hash)
+        )
+        status |= {
+            "replicas": int(d.get("replicas", 0)),
+            "readyReplicas": int(d.get("readyReplicas", 0)),
+            "updatedReplicas": int(d.get("updatedReplicas", 0)),
+            "availableReplicas": int(d.get("availableReplicas", 0)),
+            "ready": f"{int(d.get('readyReplicas', 0))}/{f.replicas}",
+            "selector": f.selector,
+            "endpoint": f.endpoint,
+            "tensorParallelSize": f.tensor_parallel_size,
+            "gpusPerReplica": f.gpus_per_replica,
+            "image": f.image,
+            "specHash": f.spec_hash,
+            "lastAvailableSpecHash": f.spec_hash if complete else prev.get("lastAvailableSpecHash"),
+            "rolledBackSpecHash": obs.rolled_back_from,
+        }
+    return {k: v for k, v in status.items() if v is not None}

@@ -1,0 +1,199 @@
+"""The reconcile plan: desired state against live state, as data. Pure, no I/O.
+
+`plan()` renders the whole desired state from the spec, decides which children must be applied
+or pruned (only those that differ from what is live, so an unchanged cluster costs no write),
+handles automatic rollback, and computes the status and the Events of its transitions.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from gptoss_operator import diagnose
+from gptoss_operator.api import GROUP, KIND, VERSION, GptOssDeploymentSpec
+from gptoss_operator.diagnose import Facts, Observation, Problem
+from gptoss_operator.render import (
+    SPEC_HASH_ANNOTATION,
+    endpoint_url,
+    render_children,
+    resolve,
+    selector_labels,
+)
+from gptoss_operator.validation import SpecError, parse_spec
+
+# Children the operator removes again when the spec stops asking for them. The Deployment and
+# Service always exist; a model-cache claim is never pruned (it holds the weights).
+PRUNABLE_KINDS = frozenset({"PodDisruptionBudget", "NetworkPolicy"})
+
+
+@dataclass
+class Live:
+    """What the cluster holds for one GptOssDeployment, from the operator's watch caches."""
+
+    cr: dict[str, Any]
+    children: list[dict[str, Any]] = field(default_factory=list)
+    replicasets: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """What one reconcile will write. Empty lists and `status=None` mean: write nothing."""
+
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    prune: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] | None = None
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def owner_reference(cr: dict[str, Any]) -> dict[str, Any]:
+    meta = cr["metadata"]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def is_subset(desired: Any, live: Any) -> bool:
+    """Whether every field of `desired` has the same value in `live` (which may hold more:
+    defaults, status, fields of other managers). Lists of named items match by name."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(
+            k in live and is_subset(v, live[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        if not isinstance(live, list):
+            return False
+        if all(isinstance(i, dict) and "name" in i for i in desired):
+            by_name = {i.get("name"): i for i in live if isinstance(i, dict)}
+            return len(by_name) == len(desired) and all(
+                is_subset(i, by_name.get(i["name"])) for i in desired
+            )
+        return len(desired) == len(live) and all(map(is_subset, desired, live))
+    # The apiserver returns quantities and ports in its own types; compare their text.
+    return desired == live or (live is not None and str(desired) == str(live))
+
+
+def key_of(manifest: dict[str, Any]) -> tuple[str, str]:
+    return manifest["kind"], manifest["metadata"]["name"]
+
+
+def restore_template(
+    desired: dict[str, Any], replicasets: list[dict[str, Any]], spec_hash: str
+) -> bool:
+    """Put the pod template of the ReplicaSet that ran `spec_hash` into the desired Deployment."""
+    for rs in replicasets:
+        if diagnose.template_hash(rs, SPEC_HASH_ANNOTATION) == spec_hash:
+            template = copy.deepcopy(rs["spec"]["template"])
+            template["metadata"].get("labels", {}).pop("pod-template-hash", None)
+            template["metadata"].pop("creationTimestamp", None)
+            desired["spec"]["template"] = template
+            return True
+    return False
+
+
+def _failed(cr: dict[str, Any], problem: Problem, now: str) -> Plan:
+    obs = Observation(
+        generation=cr["metadata"].get("generation", 0),
+        facts=None,
+        deployment=None,
+        previous=cr.get("status") or {},
+        failure=problem,
+    )
+    return _with_status(Plan(), cr, diagnose.build_status(obs, now))
+
+
+def _with_status(plan: Plan, cr: dict[str, Any], status: dict[str, Any]) -> Plan:
+    previous = cr.get("status") or {}
+    # Fields that went away are removed by the merge patch only when named with None.
+    patch = {**{k: None for k in previous if k not in status}, **status}
+    if {k: v for k, v in patch.items() if v is not None} != previous:
+        plan.status = patch
+        plan.events += diagnose.transitions(
+            previous.get("conditions") or [], status.get("conditions") or []
+        )
+    return plan
+
+
+def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
+    """The writes that make the cluster match the GptOssDeployment `live.cr`."""
+    cr = live.cr
+    meta = cr["metadata"]
+    previous = cr.get("status") or {}
+    try:
+        spec = parse_spec(cr.get("spec") or {})
+    except SpecError as error:
+        return _failed(cr, Problem(diagnose.INVALID_SPEC, str(error)), now)
+    if apply_failure:
+        return _failed(cr, apply_failure, now)
+
+    desired = render_children(meta["name"], meta["namespace"], spec, owner_reference(cr))
+    deployment = next(m for m in desired if m["kind"] == "Deployment")
+    spec_hash = diagnose.template_hash(deployment, SPEC_HASH_ANNOTATION) or ""
+    live_by_key = {key_of(c): c for c in live.children}
+    live_deployment = live_by_key.get(key_of(deployment))
+
+    rolled_back_from = _rollback(
+        spec, previous, deployment, live_deployment, live.replicasets, spec_hash
+    )
+    result = Plan(
+        apply=[m for m in desired if not is_subset(m, live_by_key.get(key_of(m)))],
+        prune=[
+            c
+            for k, c in live_by_key.items()
+            if k[0] in PRUNABLE_KINDS and k not in {key_of(m) for m in desired}
+        ],
+    )
+    resolved = resolve(spec)
+    facts = Facts(
+        replicas=spec.replicas,
+        spec_hash=spec_hash,
+        selector=",".join(f"{k}={v}" for k, v in sorted(selector_labels(meta["name"]).items())),
+        endpoint=endpoint_url(meta["name"], meta["namespace"], spec),
+        tensor_parallel_size=resolved.tensor_parallel_size,
+        gpus_per_replica=resolved.gpus_per_replica,
+        image=resolved.image,
+    )
+    obs = Observation(
+        generation=meta.get("generation", 0),
+        facts=facts,
+        deployment=live_deployment,
+        pods=live.pods,
+        previous=previous,
+        rolled_back_from=rolled_back_from,
+    )
+    return _with_status(result, cr, diagnose.build_status(obs, now))
+
+
+def _rollback(
+    spec: GptOssDeploymentSpec,
+    previous: dict[str, Any],
+    deployment: dict[str, Any],
+    live_deployment: dict[str, Any] | None,
+    replicasets: list[dict[str, Any]],
+    spec_hash: str,
+) -> str | None:
+    """Decide the rollback state and, when rolled back, swap in the last available template.
+
+    Returns the spec hash that was rolled back from (kept in status while the spec is unchanged),
+    or None. A rollback starts when the live Deployment runs this spec, has exceeded its progress
+    deadline, and a ReplicaSet of the last available spec still exists.
+    """
+    if not spec.rollout.auto_rollback:
+        return None
+    last_good = previous.get("lastAvailableSpecHash")
+    if not last_good or last_good == spec_hash:
+        return None
+    already = previous.get("rolledBackSpecHash") == spec_hash
+    failing = diagnose.template_hash(
+        live_deployment, SPEC_HASH_ANNOTATION
+    ) == spec_hash and diagnose.deadline_exceeded(live_deployment)
+    if (already or failing) and restore_template(deployment, replicasets, last_good):
+        return spec_hash
+    return None

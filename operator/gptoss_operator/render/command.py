@@ -1,0 +1,70 @@
+"""The vLLM command line and environment of the server container."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gptoss_operator import flags as f
+from gptoss_operator.api import GptOssDeploymentSpec, SecretKeyRef
+from gptoss_operator.render.resolve import CACHE_MOUNT, Resolved
+
+# Set `command` instead of relying on the image's ENTRYPOINT: recent images use
+# ["vllm", "serve"], older ones `python3 -m vllm.entrypoints.openai.api_server`.
+COMMAND = ["vllm", "serve"]
+
+
+def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
+    """Arguments after `vllm serve`: the model, then managed flags, recipe flags, extraArgs."""
+    engine = spec.engine
+    args = [
+        r.repository,
+        *(f.SERVED_MODEL_NAME, r.served_model_name),
+        # The recipe text defaults to 127.0.0.1; the Service needs every interface.
+        *(f.HOST, "0.0.0.0"),  # noqa: S104
+        *(f.PORT, str(r.port)),
+        *(f.TENSOR_PARALLEL_SIZE, str(r.tensor_parallel_size)),
+        # vLLM's default moved between 0.90 and 0.92 across releases: always explicit.
+        *(f.GPU_MEMORY_UTILIZATION, f"{r.gpu_memory_utilization:g}"),
+        *(f.MAX_MODEL_LEN, str(r.max_model_len)),
+        *(f.MAX_NUM_BATCHED_TOKENS, str(r.max_num_batched_tokens)),
+    ]
+    if engine.max_num_seqs is not None:
+        args += [f.MAX_NUM_SEQS, str(engine.max_num_seqs)]
+    if r.kv_cache_dtype is not None:
+        args += [f.KV_CACHE_DTYPE, r.kv_cache_dtype]
+    if engine.stream_interval is not None:
+        args += [f.STREAM_INTERVAL, str(engine.stream_interval)]
+    if spec.api.tool_calling:
+        # Function calling on Chat Completions needs both (recipe, vLLM >= 0.10.2).
+        args += [f.TOOL_CALL_PARSER, "openai", f.ENABLE_AUTO_TOOL_CHOICE]
+    args += [f.REASONING_PARSER, spec.api.reasoning_parser]
+    if spec.model.revision:
+        args += [f.REVISION, spec.model.revision]
+    # vLLM >= 0.18 drains in-flight requests on SIGTERM for this long (vllm#36666).
+    args += [f.SHUTDOWN_TIMEOUT, str(spec.shutdown.drain_seconds)]
+    args += list(r.recipe_flags)
+    args += list(spec.engine.extra_args)
+    return args
+
+
+def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def vllm_env(spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[str, Any]]:
+    """The container environment, sorted by name. Secrets only by reference."""
+    env: dict[str, dict[str, Any]] = {}
+    for item in spec.engine.extra_env:
+        env[item.name] = {"name": item.name, "value": item.value}
+    for name, value in r.recipe_env:
+        env[name] = {"name": name, "value": value}
+    env[f.HF_HOME] = {"name": f.HF_HOME, "value": CACHE_MOUNT}
+    env[f.VLLM_NO_USAGE_STATS] = {"name": f.VLLM_NO_USAGE_STATS, "value": "1"}
+    if spec.model_cache.offline:
+        env[f.HF_HUB_OFFLINE] = {"name": f.HF_HUB_OFFLINE, "value": "1"}
+    if spec.model_cache.hf_token_secret_ref is not None:
+        env[f.HF_TOKEN] = _secret_env(f.HF_TOKEN, spec.model_cache.hf_token_secret_ref)
+    if spec.api.api_key_secret_ref is not None:
+        # The key goes in the environment, not argv: argv shows in process listings.
+        env[f.VLLM_API_KEY] = _secret_env(f.VLLM_API_KEY, spec.api.api_key_secret_ref)
+    return [env[name] for name in sorted(env)]

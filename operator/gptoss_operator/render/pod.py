@@ -1,0 +1,141 @@
+"""The pod template of the vLLM Deployment."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+from gptoss_operator.api import GptOssDeploymentSpec
+from gptoss_operator.catalog import GPU_PRODUCT_LABEL
+from gptoss_operator.render.command import COMMAND, vllm_args, vllm_env
+from gptoss_operator.render.resolve import CACHE_MOUNT, Resolved, labels
+
+CONTAINER = "vllm"
+CACHE_VOLUME = "model-cache"
+SHM_VOLUME = "dshm"
+STARTUP_PERIOD = 10
+
+
+def cache_claim_name(name: str, spec: GptOssDeploymentSpec) -> str | None:
+    """The PVC mounted at HF_HOME, or None for a per-pod emptyDir."""
+    cache = spec.model_cache
+    if cache.existing_claim_name:
+        return cache.existing_claim_name
+    return f"{name}-model-cache" if cache.size else None
+
+
+def _probe(period: int, failures: int, timeout: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": "/health", "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def _resources(r: Resolved) -> dict[str, Any]:
+    gpus = str(r.gpus_per_replica)
+    # No CPU limit: throttling the API server and tokenizer hurts latency; memory is a hard limit
+    # because /dev/shm and the weights' page cache are charged to it.
+    return {
+        "requests": {"cpu": r.cpu, "memory": r.memory, r.resource_name: gpus},
+        "limits": {"memory": r.memory, r.resource_name: gpus},
+    }
+
+
+def _container(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
+    mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}]
+    if r.shm_gib:
+        mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": r.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": COMMAND,
+        "args": vllm_args(spec, r),
+        "env": vllm_env(spec, r),
+        "ports": [{"name": "http", "containerPort": r.port, "protocol": "TCP"}],
+        "resources": _resources(r),
+        "volumeMounts": mounts,
+        # vLLM opens the port only once the engine is up, so /health failing means "still
+        # loading" until the startup budget runs out (GAIE gpu-deployment.yaml, vLLM k8s docs).
+        "startupProbe": _probe(
+            STARTUP_PERIOD, math.ceil(r.startup_budget_seconds / STARTUP_PERIOD), 5
+        ),
+        "readinessProbe": _probe(5, 3, 3),
+        "livenessProbe": _probe(10, 6, 5),
+    }
+    if spec.shutdown.pre_stop_sleep_seconds:
+        # Give endpoints time to stop routing here before SIGTERM makes vLLM refuse new requests.
+        container["lifecycle"] = {
+            "preStop": {"exec": {"command": ["sleep", str(spec.shutdown.pre_stop_sleep_seconds)]}}
+        }
+    return container
+
+
+def _volumes(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[str, Any]]:
+    claim = cache_claim_name(name, spec)
+    cache: dict[str, Any] = (
+        {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
+        if claim
+        else {"name": CACHE_VOLUME, "emptyDir": {}}
+    )
+    volumes = [cache]
+    if r.shm_gib:
+        # NCCL and vLLM's shm broadcast need more than the container runtime's 64 MB /dev/shm
+        # once TP > 1 (vLLM docs, deployment/k8s.md).
+        volumes.append(
+            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": f"{r.shm_gib}Gi"}}
+        )
+    return volumes
+
+
+def _affinity(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any] | None:
+    """The user's affinity with the GPU product rule ANDed into every required node term."""
+    affinity = copy.deepcopy(spec.scheduling.affinity) if spec.scheduling.affinity else {}
+    if r.product_labels:
+        expr = {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": list(r.product_labels)}
+        node = affinity.setdefault("nodeAffinity", {})
+        required = node.setdefault(
+            "requiredDuringSchedulingIgnoredDuringExecution", {"nodeSelectorTerms": []}
+        )
+        terms = required.setdefault("nodeSelectorTerms", [])
+        if not terms:
+            terms.append({})
+        for term in terms:
+            term.setdefault("matchExpressions", []).append(expr)
+    return affinity or None
+
+
+def pod_template(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
+    """The pod template, without the spec-hash annotation (the Deployment adds it)."""
+    sched = spec.scheduling
+    tolerations = [
+        # GPU node pools are commonly tainted nvidia.com/gpu:NoSchedule (GKE, AKS, EKS guides).
+        {"key": r.resource_name, "operator": "Exists", "effect": "NoSchedule"},
+        *sched.tolerations,
+    ]
+    pod: dict[str, Any] = {
+        # Service links inject VLLM_PORT=tcp://... for a Service named vllm, which vLLM reads as
+        # its own port and crash-loops (vLLM env-vars doc).
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": r.termination_grace_period_seconds,
+        "containers": [_container(spec, r)],
+        "volumes": _volumes(name, spec, r),
+        "tolerations": tolerations,
+    }
+    node_selector = {**dict(r.node_selector), **sched.node_selector}
+    if node_selector:
+        pod["nodeSelector"] = dict(sorted(node_selector.items()))
+    affinity = _affinity(spec, r)
+    if affinity:
+        pod["affinity"] = affinity
+    if sched.priority_class_name:
+        pod["priorityClassName"] = sched.priority_class_name
+    if sched.runtime_class_name:
+        pod["runtimeClassName"] = sched.runtime_class_name
+    metadata: dict[str, Any] = {"labels": {**spec.pod_labels, **labels(name, r)}}
+    if spec.pod_annotations:
+        metadata["annotations"] = dict(spec.pod_annotations)
+    return {"metadata": metadata, "spec": pod}

@@ -1,0 +1,155 @@
+"""Turn a spec plus the catalog into the concrete values every child manifest is built from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gptoss_operator.api import GptOssDeploymentSpec
+from gptoss_operator.catalog import (
+    GPU_RESOURCE,
+    MAX_CONTEXT,
+    MODELS,
+    PROFILES,
+    VLLM_VERSION,
+    default_tensor_parallel,
+    fits_comfortably,
+    recipe,
+    startup_budget,
+)
+from gptoss_operator.validation import SpecError, gpu_memory_gib, gpus_per_node, validate_spec
+
+APP_NAME = "gpt-oss"
+MANAGED_BY = "gptoss-operator"
+COMPONENT = "inference-server"
+SPEC_HASH_ANNOTATION = "gptoss.dev/spec-hash"
+MODEL_LABEL = "gptoss.dev/model"
+CONTAINER_PORT = 8000
+CACHE_MOUNT = "/models"
+SHM_GIB = 16
+# Scheduling, attaching the cache volume and pulling a ~10 GB vLLM image come before the startup
+# budget starts to count.
+PROGRESS_SLACK_SECONDS = 600
+GRACE_BUFFER_SECONDS = 15
+# Recipe, "Known limitation" on H100: TP1 with 120b at default settings OOMs; its fix is
+# --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024. Applied when the chosen TP leaves
+# no comfortable KV pool and the user has not set these fields.
+TIGHT_UTILIZATION = 0.95
+TIGHT_BATCHED_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Every derived value of a spec: catalog defaults applied, ready to render."""
+
+    model: str
+    repository: str
+    served_model_name: str
+    profile: str | None
+    resource_name: str
+    product_labels: tuple[str, ...]
+    node_selector: tuple[tuple[str, str], ...]
+    tensor_parallel_size: int
+    gpus_per_replica: int
+    gpu_memory_utilization: float
+    max_model_len: int
+    max_num_batched_tokens: int
+    kv_cache_dtype: str | None
+    recipe_flags: tuple[str, ...]
+    recipe_env: tuple[tuple[str, str], ...]
+    image: str
+    version: str
+    port: int
+    service_port: int
+    cpu: str
+    memory: str
+    shm_gib: int
+    startup_budget_seconds: int
+    progress_deadline_seconds: int
+    termination_grace_period_seconds: int
+
+
+def _version(image: str) -> str:
+    """A label-safe version from the image tag; the pinned version for digests."""
+    tail = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    tag = tail.rsplit(":", 1)[1] if ":" in tail else VLLM_VERSION
+    return re.sub(r"[^A-Za-z0-9._-]", "-", tag.removeprefix("v"))[:63].strip("-._") or VLLM_VERSION
+
+
+def resolve(spec: GptOssDeploymentSpec) -> Resolved:
+    """Apply the catalog defaults to a spec. Raises SpecError for a spec that cannot be served."""
+    validate_spec(spec)
+    facts = MODELS[spec.model.name]
+    acc = spec.accelerator
+    memory_gib = gpu_memory_gib(spec)
+    engine = spec.engine
+    tp = spec.tensor_parallel_size or default_tensor_parallel(
+        facts.name, memory_gib, gpus_per_node(spec), engine.gpu_memory_utilization
+    )
+    if tp is None:  # validate_spec already refuses this; kept for the type checker.
+        raise SpecError("spec.accelerator", f"{facts.name} does not fit on one node")
+    tight = not fits_comfortably(facts.name, tp, memory_gib, engine.gpu_memory_utilization)
+    explicit = engine.model_fields_set
+    utilization = engine.gpu_memory_utilization
+    batched = engine.max_num_batched_tokens
+    if tight and "gpu_memory_utilization" not in explicit:
+        utilization = TIGHT_UTILIZATION
+    if tight and "max_num_batched_tokens" not in explicit:
+        batched = TIGHT_BATCHED_TOKENS
+    rec = recipe(acc.profile)
+    shm = SHM_GIB if tp > 1 else 0
+    budget = spec.probes.startup_budget_seconds or startup_budget(
+        facts.name, downloads=not spec.model_cache.offline
+    )
+    sd = spec.shutdown
+    custom = acc.custom
+    return Resolved(
+        model=facts.name,
+        repository=spec.model.repository or facts.repository,
+        served_model_name=spec.api.served_model_name or facts.repository,
+        profile=acc.profile,
+        resource_name=custom.resource_name if custom else GPU_RESOURCE,
+        product_labels=PROFILES[acc.profile].product_labels if acc.profile else (),
+        node_selector=tuple(sorted(custom.node_selector.items())) if custom else (),
+        tensor_parallel_size=tp,
+        gpus_per_replica=tp,
+        gpu_memory_utilization=utilization,
+        max_model_len=engine.max_model_len or MAX_CONTEXT,
+        max_num_batched_tokens=batched,
+        kv_cache_dtype=engine.kv_cache_dtype or rec.kv_cache_dtype,
+        recipe_flags=rec.flags,
+        recipe_env=tuple(sorted(rec.env.items())),
+        image=spec.image,
+        version=_version(spec.image),
+        port=CONTAINER_PORT,
+        service_port=spec.service.port,
+        cpu=spec.resources.cpu or facts.cpu,
+        memory=spec.resources.memory or f"{int(facts.memory.removesuffix('Gi')) + shm}Gi",
+        shm_gib=shm,
+        startup_budget_seconds=budget,
+        progress_deadline_seconds=spec.rollout.progress_deadline_seconds
+        or budget + PROGRESS_SLACK_SECONDS,
+        termination_grace_period_seconds=sd.termination_grace_period_seconds
+        or sd.pre_stop_sleep_seconds + sd.drain_seconds + GRACE_BUFFER_SECONDS,
+    )
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """Labels that select the pods of one GptOssDeployment (Deployment, Service, PDB, scale)."""
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": name}
+
+
+def labels(name: str, resolved: Resolved, component: str = COMPONENT) -> dict[str, str]:
+    """The app.kubernetes.io labels of every child."""
+    return {
+        **selector_labels(name),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/version": resolved.version,
+        MODEL_LABEL: resolved.model,
+    }
+
+
+def endpoint_url(name: str, namespace: str, spec: GptOssDeploymentSpec) -> str:
+    """In-cluster base URL for OpenAI clients."""
+    return f"http://{name}.{namespace}.svc.cluster.local:{spec.service.port}/v1"

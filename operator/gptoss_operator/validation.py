@@ -1,0 +1,119 @@
+"""Cross-field checks in Python: the same rules as the CRD's CEL, for the CLI and the operator.
+
+The operator runs them as a second line of defence (a CRD installed from an older version, or a
+spec written before a rule existed); `gptoss-operator render` runs them instead of an apiserver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from gptoss_operator.api import GptOssDeploymentSpec
+from gptoss_operator.catalog import MODELS, PROFILES, min_tensor_parallel
+from gptoss_operator.flags import MANAGED_ENV, MANAGED_FLAGS, is_managed_arg
+
+
+class SpecError(ValueError):
+    """A spec the operator cannot serve; `field` is its path, e.g. spec.tensorParallelSize."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def gpu_memory_gib(spec: GptOssDeploymentSpec) -> float:
+    """Memory of one GPU of the spec's accelerator."""
+    acc = spec.accelerator
+    if acc.custom is not None:
+        return float(acc.custom.gpu_memory_gi_b)
+    return PROFILES[acc.profile or ""].memory_gib
+
+
+def gpus_per_node(spec: GptOssDeploymentSpec) -> int:
+    """GPUs per node: the override, else the custom accelerator's, else the profile's."""
+    acc = spec.accelerator
+    if acc.gpus_per_node is not None:
+        return acc.gpus_per_node
+    if acc.custom is not None:
+        return acc.custom.gpus_per_node
+    return PROFILES[acc.profile or ""].gpus_per_node
+
+
+def validate_spec(spec: GptOssDeploymentSpec) -> None:
+    """Raise SpecError for the first rule the spec breaks (the CEL rules, in Python)."""
+    acc = spec.accelerator
+    if (acc.profile is None) == (acc.custom is None):
+        raise SpecError("spec.accelerator", "set exactly one of profile and custom")
+    model = spec.model.name
+    gpn = gpus_per_node(spec)
+    memory = gpu_memory_gib(spec)
+    where = f"profile {acc.profile}" if acc.profile else "the custom accelerator"
+    need = min_tensor_parallel(model, memory)
+    if need > gpn:
+        raise SpecError(
+            "spec.accelerator",
+            f"{model} needs about {MODELS[model].min_vram_gib} GiB of GPU memory, more than "
+            f"{gpn} GPU(s) of {memory:g} GiB per node of {where}",
+        )
+    tp = spec.tensor_parallel_size
+    if tp is not None and tp > gpn:
+        raise SpecError(
+            "spec.tensorParallelSize", f"{tp} exceeds the {gpn} GPU(s) per node of {where}"
+        )
+    if tp is not None and tp < need:
+        raise SpecError(
+            "spec.tensorParallelSize",
+            f"{tp} is too small: {model} needs at least {need} GPU(s) of {memory:g} GiB on {where}",
+        )
+    for i, arg in enumerate(spec.engine.extra_args):
+        if is_managed_arg(arg):
+            raise SpecError(
+                f"spec.engine.extraArgs[{i}]",
+                f"{arg.split('=', 1)[0]} is managed by the operator; use the matching spec field "
+                f"(managed: {', '.join(f for f in MANAGED_FLAGS if '_' not in f)})",
+            )
+    for i, env in enumerate(spec.engine.extra_env):
+        if env.name in MANAGED_ENV:
+            raise SpecError(f"spec.engine.extraEnv[{i}].name", f"{env.name} is set by the operator")
+    cache = spec.model_cache
+    if cache.existing_claim_name and cache.size:
+        raise SpecError("spec.modelCache", "set existingClaimName or size, not both")
+    if cache.offline and not (cache.existing_claim_name or cache.size):
+        raise SpecError(
+            "spec.modelCache.offline",
+            "offline mode needs a cache volume (existingClaimName or size)",
+        )
+    sd = spec.shutdown
+    tgps = sd.termination_grace_period_seconds
+    if tgps is not None and tgps <= sd.pre_stop_sleep_seconds + sd.drain_seconds:
+        raise SpecError(
+            "spec.shutdown.terminationGracePeriodSeconds",
+            f"{tgps} must exceed preStopSleepSeconds + drainSeconds "
+            f"({sd.pre_stop_sleep_seconds + sd.drain_seconds})",
+        )
+    if spec.image.endswith(":latest"):
+        raise SpecError("spec.image", "pin a version tag or digest, not :latest")
+
+
+def _loc(error: dict[str, Any]) -> str:
+    parts = ["spec"]
+    for item in error["loc"]:
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def parse_spec(raw: dict[str, Any]) -> GptOssDeploymentSpec:
+    """Validate a raw spec like the apiserver and operator do; raise SpecError naming the field."""
+    try:
+        spec = GptOssDeploymentSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SpecError(_loc(dict(first)), first["msg"]) from exc
+    validate_spec(spec)
+    return spec

@@ -1,0 +1,72 @@
+"""GptOssDeployment helpers for end-to-end tests: build, apply, read status, wait on conditions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from support.testbed import Testbed, wait_until
+
+API_VERSION = "gptoss.dev/v1alpha1"
+
+
+def manifest(name: str, **spec: Any) -> dict[str, Any]:
+    """A small GptOssDeployment: 20b on an L40S unless `spec` says otherwise."""
+    body = {"model": {"name": "gpt-oss-20b"}, "accelerator": {"profile": "L40S"}} | spec
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "GptOssDeployment",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def apply(testbed: Testbed, namespace: str, obj: dict[str, Any], check: bool = True) -> Any:
+    return testbed.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(obj), check=check)
+
+
+def get(testbed: Testbed, namespace: str, name: str) -> dict[str, Any]:
+    return testbed.get("-n", namespace, "gptossdeployment", name)  # type: ignore[no-any-return]
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for c in obj.get("status", {}).get("conditions", []):
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+def wait_condition(
+    testbed: Testbed,
+    namespace: str,
+    name: str,
+    type_: str,
+    status: str = "True",
+    reason: str | None = None,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """Wait until condition `type_` has `status` (and `reason`); return the whole object."""
+
+    def probe() -> dict[str, Any] | None:
+        obj = get(testbed, namespace, name)
+        c = condition(obj, type_)
+        ok = c.get("status") == status and (reason is None or c.get("reason") == reason)
+        return obj if ok else None
+
+    return wait_until(probe, timeout, f"{name}: {type_}={status} {reason or ''}")
+
+
+def events(testbed: Testbed, namespace: str, name: str) -> list[dict[str, Any]]:
+    """Events recorded on the GptOssDeployment, oldest first."""
+    items = testbed.get(
+        "-n",
+        namespace,
+        "events",
+        f"--field-selector=involvedObject.name={name},involvedObject.kind=GptOssDeployment",
+    )
+    return sorted(items["items"], key=lambda e: e["metadata"]["creationTimestamp"])
+
+
+def child(testbed: Testbed, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    result = testbed.kubectl("-n", namespace, "get", kind, name, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
