@@ -94,8 +94,22 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
             f"{tgps} must exceed preStopSleepSeconds + drainSeconds "
             f"({sd.pre_stop_sleep_seconds + sd.drain_seconds})",
         )
+    rollout = spec.rollout
+    if rollout.strategy == "RollingUpdate" and _is_zero(rollout.max_surge) and _is_zero(
+        rollout.max_unavailable
+    ):
+        # Not a CRD rule: the operator checks it before applying anything, instead of letting
+        # the apiserver refuse the Deployment after the other children were already changed.
+        raise SpecError(
+            "spec.rollout.maxUnavailable",
+            "may not be 0 when maxSurge is 0: the rollout could never replace a pod",
+        )
     if spec.image.endswith(":latest"):
         raise SpecError("spec.image", "pin a version tag or digest, not :latest")
+
+
+def _is_zero(value: int | str) -> bool:
+    return str(value).rstrip("%") == "0"
 
 
 def _loc(error: dict[str, Any]) -> str:

@@ -68,5 +68,7 @@ def events(testbed: Testbed, namespace: str, name: str) -> list[dict[str, Any]]:
 
 
 def child(testbed: Testbed, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-    result = testbed.kubectl("-n", namespace, "get", kind, name, "-o", "json", check=False)
+    result = testbed.kubectl(
+        "-n", namespace, "get", kind, name, "-o", "json", "--show-managed-fields", check=False
+    )
     return json.loads(result.stdout) if result.returncode == 0 else None

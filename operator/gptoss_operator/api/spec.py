@@ -184,11 +184,13 @@ class Rollout(ApiModel):
     """Extra pods during a rolling update. 0 because GPU nodes are usually full."""
     max_unavailable: IntOrString = 1
     """Pods that may be down during a rolling update."""
-    progress_deadline_seconds: int | None = Field(default=None, ge=60, le=86400)
-    """Time a rollout may make no progress before it counts as failed. Default: startup
-    budget plus 600 s for scheduling and the image pull."""
+    progress_deadline_seconds: int | None = Field(default=None, ge=10, le=86400)
+    """Time a rollout may make no progress before it counts as failed (Degraded, and rolled
+    back when autoRollback is on). Default: startup budget plus 600 s for scheduling and the
+    image pull."""
     auto_rollback: bool = True
-    """Return to the last spec that was available when a rollout fails."""
+    """When a rollout exceeds its progress deadline, restore the pod template of the last spec
+    that was available, and report RolledBack until the spec changes."""
     revision_history_limit: int = Field(default=3, ge=0, le=100)
     """Old ReplicaSets to keep."""
 
