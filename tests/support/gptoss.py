@@ -11,8 +11,8 @@ API_VERSION = "gptoss.dev/v1alpha1"
 
 
 def manifest(name: str, **spec: Any) -> dict[str, Any]:
-    """A small GptOssDeployment: 20b on an L40S unless `spec` says otherwise."""
-    body = {"model": {"name": "gpt-oss-20b"}, "accelerator": {"profile": "L40S"}} | spec
+    """A small GptOssDeployment: 20b on the H100 nodes (16 GPUs) unless `spec` says otherwise."""
+    body = {"model": {"name": "gpt-oss-20b"}, "accelerator": {"profile": "H100-80GB"}} | spec
     return {
         "apiVersion": API_VERSION,
         "kind": "GptOssDeployment",
