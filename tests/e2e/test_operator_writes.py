@@ -1,0 +1,96 @@
+"""A level-based operator that compares before it writes: idle means zero write requests, and a
+restart resumes 50 ready GptOssDeployments without writing anything. Counted from the
+apiserver's audit log, not from the operator's own logs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from support.gptoss import manifest
+from support.operator import OperatorProcess
+from support.testbed import Testbed, describe_write, wait_until
+
+pytestmark = pytest.mark.testbed
+COUNT = 50
+OPERATOR_USER = "gptoss-operator"
+IDLE_WINDOW_SECONDS = 60
+RESUME_WINDOW_SECONDS = 20
+
+
+@pytest.fixture
+def spare_h100_nodes(testbed: Testbed) -> Iterator[None]:
+    """Five more 8 x H100 servers: room for 50 single-GPU replicas next to the other tests."""
+    names = [f"idle-h100-{i}" for i in range(5)]
+    for name in names:
+        testbed.add_node(name, "h100")
+    yield
+    for name in names:
+        testbed.remove_node(name)
+
+
+def ready_count(testbed: Testbed, namespace: str) -> int:
+    items = testbed.get("-n", namespace, "gptossdeployments")["items"]
+    return sum(
+        any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in i.get("status", {}).get("conditions", [])
+        )
+        for i in items
+    )
+
+
+def operator_writes(testbed: Testbed, since: int, namespace: str) -> list[str]:
+    """The operator's writes in `namespace` (other tests' namespaces may still be winding down)."""
+    return [
+        describe_write(e)
+        for e in testbed.audit_writes(since=since, user=OPERATOR_USER)
+        if e["objectRef"].get("namespace") == namespace
+    ]
+
+
+def quiet_for(testbed: Testbed, seconds: float, namespace: str) -> None:
+    """Wait until the operator has written nothing for `seconds` (it has caught up)."""
+
+    def quiet() -> bool:
+        mark = testbed.audit_mark()
+        time.sleep(seconds)
+        return not operator_writes(testbed, mark, namespace)
+
+    wait_until(quiet, 120, f"{seconds}s without operator writes", interval=0)
+
+
+def test_idle_and_restarted_operator_write_nothing(
+    testbed: Testbed, operator: OperatorProcess, namespace: str, spare_h100_nodes: None
+):
+    objects = [manifest(f"m{i:02d}") for i in range(COUNT)]
+    testbed.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+    wait_until(lambda: ready_count(testbed, namespace) == COUNT, 180, f"{COUNT} ready resources")
+    quiet_for(testbed, 3, namespace)
+
+    # The window is the measurement itself: nothing to poll for, so wait it out.
+    mark = testbed.audit_mark()
+    time.sleep(IDLE_WINDOW_SECONDS)
+    idle = operator_writes(testbed, mark, namespace)
+    print(
+        f"\nwrites by the operator in {IDLE_WINDOW_SECONDS}s idle with {COUNT} ready: {len(idle)}"
+    )
+    assert idle == []
+
+    mark = testbed.audit_mark()
+    operator.restart()
+    time.sleep(RESUME_WINDOW_SECONDS)
+    resumed = operator_writes(testbed, mark, namespace)
+    print(f"writes by the operator in the {RESUME_WINDOW_SECONDS}s after a restart: {len(resumed)}")
+    assert resumed == []
+    assert ready_count(testbed, namespace) == COUNT
