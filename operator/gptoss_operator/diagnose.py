@@ -127,11 +127,11 @@ def template_hash(deployment: dict[str, Any] | None, key: str) -> str | None:
 
 
 def rollout_complete(deployment: dict[str, Any] | None, replicas: int) -> bool:
-    """The Deployment controller has seen the latest template and every replica is updated and ready."""
+    """The Deployment controller saw the latest template; every replica is updated and ready."""
     if not deployment:
         return False
     status = deployment.get("status") or {}
-    return (
+    return bool(
         status.get("observedGeneration", 0) >= deployment.get("metadata", {}).get("generation", 0)
         and status.get("updatedReplicas", 0) == replicas
         and status.get("readyReplicas", 0) == replicas
@@ -180,6 +180,7 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
         template_hash(obs.deployment, "gptoss.dev/spec-hash") == obs.facts.spec_hash
     )
 
+    degraded: Problem | None
     if obs.rolled_back_from:
         cause = f" ({problem.reason}: {problem.message})" if problem else ""
         degraded = Problem(
@@ -262,8 +263,10 @@ def merge_conditions(
     merged = []
     for c in current:
         old = before.get(c["type"])
-        moved = old is None or old.get("status") != c["status"]
-        merged.append({**c, "lastTransitionTime": now if moved else old["lastTransitionTime"]})
+        if old is None or old.get("status") != c["status"]:
+            merged.append({**c, "lastTransitionTime": now})
+        else:
+            merged.append({**c, "lastTransitionTime": old.get("lastTransitionTime", now)})
     return merged
 
 

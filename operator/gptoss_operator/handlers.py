@@ -12,29 +12,29 @@ from typing import Any
 import kopf
 
 from gptoss_operator.api import GROUP, PLURAL, VERSION
-from gptoss_operator.controller import Controller
+from gptoss_operator.controller import CHILD_INDEXES, Controller
 from gptoss_operator.kube import Kube
 from gptoss_operator.render import MANAGED_BY
 
 INSTANCE = "app.kubernetes.io/instance"
-OURS = {"app.kubernetes.io/managed-by": MANAGED_BY, INSTANCE: kopf.PRESENT}
-INDEXES = (
-    "gptoss_by_key",
-    "deployments_by_owner",
-    "services_by_owner",
-    "pdbs_by_owner",
-    "netpols_by_owner",
-    "replicasets_by_owner",
-    "pods_by_owner",
+OURS: dict[str, Any] = {
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    INSTANCE: kopf.PRESENT,
+}
+# (index name, group, version, plural, whether its changes request a reconcile)
+WATCHED: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("deployments_by_owner", "apps", "v1", "deployments", True),
+    ("services_by_owner", "", "v1", "services", True),
+    ("pvcs_by_owner", "", "v1", "persistentvolumeclaims", True),
+    ("pdbs_by_owner", "policy", "v1", "poddisruptionbudgets", True),
+    ("netpols_by_owner", "networking.k8s.io", "v1", "networkpolicies", True),
+    # Only where the Prometheus operator's CRDs exist; Kopf skips resources it cannot find.
+    ("podmonitors_by_owner", "monitoring.coreos.com", "v1", "podmonitors", False),
+    ("replicasets_by_owner", "apps", "v1", "replicasets", False),
+    ("pods_by_owner", "", "v1", "pods", True),
 )
-CHILD_KINDS = (
-    ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
-    ("", "v1", "persistentvolumeclaims"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("", "v1", "pods"),
-)
+INDEXES = ("gptoss_by_key", *(w[0] for w in WATCHED))
+assert set(CHILD_INDEXES) <= set(INDEXES)
 
 controller: Controller | None = None
 
@@ -43,82 +43,23 @@ controller: Controller | None = None
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     global controller
     controller = Controller(Kube.from_environment())
-    # The operator records its own Events, only on condition transitions.
+    # The operator records its own Events, and only on condition transitions.
     settings.posting.enabled = False
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30]
 
 
-def _owned(namespace: str | None, labels: kopf.Labels, body: kopf.Body) -> dict[Any, Any]:
-    return {(namespace, labels[INSTANCE]): dict(body)}
-
-
 @kopf.index(GROUP, VERSION, PLURAL)
-def gptoss_by_key(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def gptoss_by_key(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> object:
     return {(namespace, name): dict(body)}
 
 
-@kopf.index("apps", "v1", "deployments", labels=OURS)
-def deployments_by_owner(
-    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return _owned(namespace, labels, body)
-
-
-@kopf.index("v1", "services", labels=OURS)
-def services_by_owner(
-    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return _owned(namespace, labels, body)
-
-
-@kopf.index("policy", "v1", "poddisruptionbudgets", labels=OURS)
-def pdbs_by_owner(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return _owned(namespace, labels, body)
-
-
-@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=OURS)
-def netpols_by_owner(
-    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return _owned(namespace, labels, body)
-
-
-@kopf.index("v1", "persistentvolumeclaims", labels=OURS)
-def pvcs_by_owner(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return _owned(namespace, labels, body)
-
-
-# Only watched where the Prometheus operator's CRDs exist; Kopf skips absent resources.
-@kopf.index("monitoring.coreos.com", "v1", "podmonitors", labels=OURS)
-def podmonitors_by_owner(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    return _owned(namespace, labels, body)
-
-
-@kopf.index("apps", "v1", "replicasets", labels=OURS)
-def replicasets_by_owner(
-    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Any, Any]:
-    # Only the parts rollback needs: the pod template of each revision.
-    return {
-        (namespace, labels[INSTANCE]): {"metadata": dict(body.metadata), "spec": dict(body.spec)}
-    }
-
-
-@kopf.index("v1", "pods", labels=OURS)
-def pods_by_owner(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    # Only the parts diagnosis reads, to keep the cache small.
-    return {
-        (namespace, labels[INSTANCE]): {
-            "metadata": dict(body.metadata),
-            "status": dict(body.status),
-        }
-    }
+def _owned(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> object:
+    kept = dict(body)
+    if kept.get("kind") == "Pod":
+        kept.pop("spec", None)  # diagnosis reads pod status only; keep the cache small
+    return {(namespace, labels[INSTANCE]): kept}
 
 
 def _bind(kwargs: dict[str, Any]) -> Controller:
@@ -128,18 +69,20 @@ def _bind(kwargs: dict[str, Any]) -> Controller:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def gptoss_event(type: str, namespace: str, name: str, **kwargs: Any) -> None:
+async def gptoss_event(type: str, namespace: str | None, name: str, **kwargs: Any) -> None:
     ctl = _bind(kwargs)
     if type == "DELETED":
-        ctl.forget((namespace, name))
+        ctl.forget((namespace or "", name))
     else:
-        await ctl.request((namespace, name))
+        await ctl.request((namespace or "", name))
 
 
-async def child_event(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+async def child_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
     """A child or one of its pods changed: its GptOssDeployment may need a write."""
-    await _bind(kwargs).request((namespace, labels[INSTANCE]))
+    await _bind(kwargs).request((namespace or "", labels[INSTANCE]))
 
 
-for _group, _version, _plural in CHILD_KINDS:
-    kopf.on.event(_group, _version, _plural, labels=OURS, id=f"{_plural}-event")(child_event)
+for _index, _group, _version, _plural, _triggers in WATCHED:
+    kopf.index(_group, _version, _plural, labels=OURS, id=_index)(_owned)
+    if _triggers:
+        kopf.on.event(_group, _version, _plural, labels=OURS, id=f"{_plural}-event")(child_event)

@@ -79,9 +79,9 @@ class Kube:
     def from_environment(cls, kubeconfig: str | None = None) -> Kube:
         """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
         try:
-            kubernetes.config.load_incluster_config()
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(config_file=kubeconfig)
+            kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         return cls(ApiClient())
 
     def _call(
@@ -103,7 +103,7 @@ class Kube:
         )
         try:
             response = self.api.call_api(*request)
-            data = response.read()
+            data = response.read()  # type: ignore[no-untyped-call]
         except ApiException as error:
             raise KubeError(action, error.status or 0, _reason(error.body, error.reason)) from None
         except OSError as error:  # refused, reset, TLS: the apiserver is not reachable

@@ -95,8 +95,10 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
             f"({sd.pre_stop_sleep_seconds + sd.drain_seconds})",
         )
     rollout = spec.rollout
-    if rollout.strategy == "RollingUpdate" and _is_zero(rollout.max_surge) and _is_zero(
-        rollout.max_unavailable
+    if (
+        rollout.strategy == "RollingUpdate"
+        and _is_zero(rollout.max_surge)
+        and _is_zero(rollout.max_unavailable)
     ):
         # Not a CRD rule: the operator checks it before applying anything, instead of letting
         # the apiserver refuse the Deployment after the other children were already changed.
