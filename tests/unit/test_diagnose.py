@@ -1,0 +1,216 @@
+"""Diagnosis is pure: pods and children in, reasons and conditions out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gptoss_operator.diagnose import (
+    Facts,
+    Observation,
+    Problem,
+    build_status,
+    merge_conditions,
+    pod_problem,
+    transitions,
+)
+
+FACTS = Facts(
+    replicas=2,
+    spec_hash="abc",
+    selector="app=x",
+    endpoint="http://x.ns.svc:8000/v1",
+    tensor_parallel_size=2,
+    gpus_per_replica=2,
+    image="vllm/vllm-openai:v0.33.0",
+)
+NOW = "2026-11-25T00:00:00Z"
+
+
+def pod(
+    name: str = "p",
+    state: dict[str, Any] | None = None,
+    last: dict[str, Any] | None = None,
+    started: bool = True,
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    container = {
+        "name": "vllm",
+        "image": "img:1",
+        "started": started,
+        "state": state or {"running": {}},
+        "lastState": last or {},
+    }
+    return {
+        "metadata": {"name": name},
+        "status": {"containerStatuses": [container], "conditions": conditions or []},
+    }
+
+
+def deployment(
+    ready: int,
+    updated: int = 2,
+    replicas: int = 2,
+    hash_: str = "abc",
+    progressing: str = "NewReplicaSetAvailable",
+) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": 3},
+        "spec": {"template": {"metadata": {"annotations": {"gptoss.dev/spec-hash": hash_}}}},
+        "status": {
+            "observedGeneration": 3,
+            "replicas": replicas,
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+            "availableReplicas": ready,
+            "conditions": [{"type": "Progressing", "reason": progressing}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("the_pod", "reason"),
+    [
+        (
+            pod(
+                state={"waiting": {"reason": "CrashLoopBackOff"}},
+                last={"terminated": {"exitCode": 1, "reason": "Error"}},
+            ),
+            "CrashLoopBackOff",
+        ),
+        (pod(state={"terminated": {"exitCode": 137, "reason": "OOMKilled"}}), "OOMKilled"),
+        (
+            pod(
+                state={"waiting": {"reason": "CrashLoopBackOff"}},
+                last={"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+            ),
+            "OOMKilled",
+        ),
+        (
+            pod(state={"waiting": {"reason": "ErrImagePull", "message": "not found"}}),
+            "ImagePullBackOff",
+        ),
+        (pod(state={"waiting": {"reason": "ImagePullBackOff"}}), "ImagePullBackOff"),
+        (
+            pod(
+                state={},
+                conditions=[
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/5 nodes are available: 5 Insufficient nvidia.com/gpu.",
+                    }
+                ],
+            ),
+            "Unschedulable",
+        ),
+    ],
+)
+def test_pod_problems_are_named(the_pod: dict[str, Any], reason: str) -> None:
+    problem = pod_problem(the_pod)
+    assert problem is not None
+    assert problem.reason == reason
+
+
+def test_a_healthy_or_starting_pod_has_no_problem() -> None:
+    assert pod_problem(pod()) is None
+    assert pod_problem(pod(started=False)) is None
+
+
+def test_unschedulable_keeps_the_schedulers_message() -> None:
+    message = "0/5 nodes are available: 5 Insufficient nvidia.com/gpu."
+    the_pod = pod(
+        state={},
+        conditions=[
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+            }
+        ],
+    )
+    problem = pod_problem(the_pod)
+    assert problem is not None
+    assert message in problem.message
+
+
+def test_ready_and_complete() -> None:
+    status = build_status(Observation(5, FACTS, deployment(ready=2), [pod(), pod("q")]), NOW)
+    assert (status["phase"], status["ready"], status["lastAvailableSpecHash"]) == (
+        "Ready",
+        "2/2",
+        "abc",
+    )
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "True",
+        "Progressing": "False",
+        "Degraded": "False",
+    }
+    assert all(c["observedGeneration"] == 5 for c in status["conditions"])
+
+
+def test_the_most_severe_pod_problem_wins() -> None:
+    crash = pod(state={"waiting": {"reason": "CrashLoopBackOff"}})
+    oom = pod("q", state={"terminated": {"reason": "OOMKilled", "exitCode": 137}})
+    status = build_status(Observation(1, FACTS, deployment(ready=0), [crash, oom]), NOW)
+    assert (status["phase"], status["reason"]) == ("Degraded", "OOMKilled")
+
+
+def test_progress_deadline_with_starting_pods_is_a_failed_startup() -> None:
+    obs = Observation(
+        1, FACTS, deployment(ready=0, progressing="ProgressDeadlineExceeded"), [pod(started=False)]
+    )
+    assert build_status(obs, NOW)["reason"] == "StartupProbeFailed"
+
+
+def test_rolled_back_is_degraded_even_when_serving() -> None:
+    obs = Observation(
+        1,
+        FACTS,
+        deployment(ready=2, hash_="old"),
+        [pod(), pod("q")],
+        previous={"lastAvailableSpecHash": "old"},
+        rolled_back_from="abc",
+    )
+    status = build_status(obs, NOW)
+    assert (status["phase"], status["reason"], status["rolledBackSpecHash"]) == (
+        "Degraded",
+        "RolledBack",
+        "abc",
+    )
+    assert status["lastAvailableSpecHash"] == "old"
+    assert next(c for c in status["conditions"] if c["type"] == "Ready")["status"] == "True"
+
+
+def test_an_invalid_spec_fails_without_facts() -> None:
+    obs = Observation(2, None, None, failure=Problem("InvalidSpec", "spec.x: bad"))
+    status = build_status(obs, NOW)
+    assert (status["phase"], status["reason"], status["message"]) == (
+        "Failed",
+        "InvalidSpec",
+        "spec.x: bad",
+    )
+    assert "endpoint" not in status
+
+
+def test_transition_times_move_only_when_a_status_flips() -> None:
+    before = [
+        {"type": "Ready", "status": "True", "reason": "Available", "lastTransitionTime": "t0"}
+    ]
+    same = merge_conditions(before, [{"type": "Ready", "status": "True", "reason": "Other"}], NOW)
+    flipped = merge_conditions(before, [{"type": "Ready", "status": "False", "reason": "X"}], NOW)
+    assert same[0]["lastTransitionTime"] == "t0"
+    assert flipped[0]["lastTransitionTime"] == NOW
+
+
+def test_events_only_on_transitions() -> None:
+    ready = [{"type": "Ready", "status": "True", "reason": "Available", "message": "2/2"}]
+    assert transitions(ready, ready) == []
+    assert transitions([], ready) == [("Normal", "Ready", "2/2")]
+    degraded = [{"type": "Degraded", "status": "True", "reason": "OOMKilled", "message": "m"}]
+    assert transitions([], degraded) == [("Warning", "OOMKilled", "m")]
+    healed = [{"type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""}]
+    assert transitions(degraded, healed) == [("Normal", "Recovered", "no problems found")]
