@@ -26,8 +26,11 @@ lint: venv ## ruff, mypy and the import layering rules
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-unit: venv ## fast tests: rendering, catalog, CRD, diagnosis (no cluster)
-	$(PY) -m pytest tests/unit -q
+unit: venv ## fast tests: rendering, catalog, CRD, diagnosis (no cluster, no vLLM)
+	$(PY) -m pytest tests/unit -q -m "not contract"
+
+contract: $(VENV)/.vllm ## every rendered command line parsed by vLLM's own argument parser
+	$(PY) -m pytest tests/unit -q -m contract
 
 generate: venv ## regenerate the CRD, the chart's copy, install.yaml and the docs tables
 	$(PY) -m gptoss_operator crd > manifests/crds/gptossdeployments.yaml
@@ -50,8 +53,8 @@ testbed-down: ## stop exactly what testbed-up started and remove its state
 	bash tests/testbed/down.sh
 
 test: $(VENV)/.vllm testbed-build ## the whole suite, as CI runs it (starts the test bed if needed)
-	$(MAKE) lint
-	$(PY) -m pytest tests -q
+	$(MAKE) lint lint-image
+	$(PY) -m pytest tests/unit tests/e2e -q
 
 bench: venv testbed-build ## benchmarks: operator writes and latency against a plain client
 	$(PY) -m pytest tests/bench -q -s
@@ -59,5 +62,5 @@ bench: venv testbed-build ## benchmarks: operator writes and latency against a p
 run: venv testbed-build ## run the operator (on the test bed when no KUBECONFIG is given)
 	bash tests/testbed/run-demo.sh
 
-.PHONY: help venv lint unit generate testbed-build testbed-up testbed-down test bench run
+.PHONY: help venv lint unit contract generate testbed-build testbed-up testbed-down test bench run
 .PHONY: chart lint-image
