@@ -4,13 +4,12 @@ apiserver's audit log, not from the operator's own logs."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from support.gptoss import manifest
+from support.gptoss import apply_all, manifest, ready_count
 from support.operator import OperatorProcess
 from support.testbed import Testbed, describe_write, wait_until
 
@@ -24,23 +23,8 @@ RESUME_WINDOW_SECONDS = 20
 @pytest.fixture
 def spare_h100_nodes(testbed: Testbed) -> Iterator[None]:
     """Five more 8 x H100 servers: room for 50 single-GPU replicas next to the other tests."""
-    names = [f"idle-h100-{i}" for i in range(5)]
-    for name in names:
-        testbed.add_node(name, "h100")
-    yield
-    for name in names:
-        testbed.remove_node(name)
-
-
-def ready_count(testbed: Testbed, namespace: str) -> int:
-    items = testbed.get("-n", namespace, "gptossdeployments")["items"]
-    return sum(
-        any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in i.get("status", {}).get("conditions", [])
-        )
-        for i in items
-    )
+    with testbed.extra_nodes("idle-h100", "h100", 5):
+        yield
 
 
 def operator_writes(testbed: Testbed, since: int, namespace: str) -> list[str]:
@@ -67,14 +51,7 @@ def test_idle_and_restarted_operator_write_nothing(
     testbed: Testbed, operator: OperatorProcess, namespace: str, spare_h100_nodes: None
 ):
     objects = [manifest(f"m{i:02d}") for i in range(COUNT)]
-    testbed.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
-    )
+    apply_all(testbed, namespace, objects)
     wait_until(lambda: ready_count(testbed, namespace) == COUNT, 180, f"{COUNT} ready resources")
     quiet_for(testbed, 3, namespace)
 

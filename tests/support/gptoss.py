@@ -72,3 +72,21 @@ def child(testbed: Testbed, namespace: str, kind: str, name: str) -> dict[str, A
         "-n", namespace, "get", kind, name, "-o", "json", "--show-managed-fields", check=False
     )
     return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def apply_all(testbed: Testbed, namespace: str, objects: list[dict[str, Any]]) -> None:
+    """Apply many GptOssDeployments in one kubectl call."""
+    testbed.kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+    )
+
+
+def ready_count(testbed: Testbed, namespace: str) -> int:
+    """How many GptOssDeployments in `namespace` have Ready=True."""
+    items = testbed.get("-n", namespace, "gptossdeployments")["items"]
+    return sum(condition(i, "Ready").get("status") == "True" for i in items)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,6 +109,18 @@ class Testbed:
 
     def remove_node(self, name: str) -> None:
         self.kubectl("delete", "node", name, "--wait=true")
+
+    @contextlib.contextmanager
+    def extra_nodes(self, prefix: str, kind: str, count: int) -> Iterator[list[str]]:
+        """`count` more nodes of `kind` for the duration of a `with` block."""
+        names = [f"{prefix}-{i}" for i in range(count)]
+        for name in names:
+            self.add_node(name, kind)
+        try:
+            yield names
+        finally:
+            for name in names:
+                self.remove_node(name)
 
     # --- audit log ---------------------------------------------------------------------------
     @property
