@@ -68,6 +68,12 @@ class Controller:
         if state and state.retry:
             state.retry.cancel()
 
+    def child_deleted(self, key: Key, kind: str, name: str) -> None:
+        """A child is gone: the next reconcile must apply it again, whatever it applied before."""
+        state = self._keys.get(key)
+        if state:
+            state.applied.pop((kind, name), None)
+
     async def request(self, key: Key) -> None:
         """Reconcile `key` now, or right after the reconcile already running for it."""
         state = self._keys.setdefault(key, _KeyState())
@@ -154,15 +160,16 @@ class Controller:
     @staticmethod
     def _skip_caught_up(result: Plan, live: Live, state: _KeyState) -> None:
         live_versions = {key_of(c): _version(c) for c in live.children}
-        result.apply = [
-            m
-            for m in result.apply
-            if not (
-                (seen := state.applied.get(key_of(m)))
-                and seen[1] == m
-                and -1 < live_versions.get(key_of(m), -1) < seen[0]
-            )
-        ]
+
+        def caught_up(manifest: dict[str, Any]) -> bool:
+            seen = state.applied.get(key_of(manifest))
+            if not seen or seen[1] != manifest:
+                return False
+            # Not in the cache yet (a create whose watch event is on its way; a deletion would
+            # have dropped the record) or in the cache at an older version than our write.
+            return live_versions.get(key_of(manifest), -1) < seen[0]
+
+        result.apply = [m for m in result.apply if not caught_up(m)]
 
 
 def _all(index: Mapping[Any, Any], key: Key) -> list[dict[str, Any]]:

@@ -77,9 +77,15 @@ async def gptoss_event(type: str, namespace: str | None, name: str, **kwargs: An
         await ctl.request((namespace or "", name))
 
 
-async def child_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+async def child_event(
+    type: str, namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **kwargs: Any
+) -> None:
     """A child or one of its pods changed: its GptOssDeployment may need a write."""
-    await _bind(kwargs).request((namespace or "", labels[INSTANCE]))
+    ctl = _bind(kwargs)
+    key = (namespace or "", labels[INSTANCE])
+    if type == "DELETED":
+        ctl.child_deleted(key, str(body.get("kind", "")), name)
+    await ctl.request(key)
 
 
 for _index, _group, _version, _plural, _triggers in WATCHED:

@@ -83,18 +83,15 @@ def test_kubectl_scale_and_an_hpa_act_on_the_resource(
     assert get(testbed, namespace, "elastic")["spec"]["replicas"] == 3
 
 
-def gpus_in_use(testbed: Testbed, product: str) -> tuple[int, int]:
-    nodes = [
-        n
-        for n in testbed.get("nodes")["items"]
-        if n["metadata"]["labels"].get("nvidia.com/gpu.product") == product
-    ]
-    capacity = sum(int(n["status"]["allocatable"]["nvidia.com/gpu"]) for n in nodes)
-    names = {n["metadata"]["name"] for n in nodes}
+def gpus_in_use(testbed: Testbed, nodes: list[str]) -> tuple[int, int]:
+    """(GPUs requested by pods on `nodes`, GPUs the nodes have)."""
+    capacity = sum(
+        int(testbed.get("node", n)["status"]["allocatable"]["nvidia.com/gpu"]) for n in nodes
+    )
     used = sum(
         int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
         for p in testbed.get("pods", "-A")["items"]
-        if p["spec"].get("nodeName") in names and p["status"].get("phase") in ("Pending", "Running")
+        if p["spec"].get("nodeName") in nodes and p["status"].get("phase") in ("Pending", "Running")
         for c in p["spec"]["containers"]
     )
     return used, capacity
@@ -103,36 +100,54 @@ def gpus_in_use(testbed: Testbed, product: str) -> tuple[int, int]:
 def test_a_spec_change_rolls_once_on_nodes_with_no_spare_gpu(
     testbed: Testbed, operator: OperatorProcess, namespace: str
 ):
-    # gpt-oss-120b at TP 8, two replicas: every GPU of both H100 servers.
-    big = manifest("big", model={"name": "gpt-oss-120b"}, tensorParallelSize=8, replicas=2)
-    apply(testbed, namespace, big)
-    cr = wait_condition(testbed, namespace, "big", "Ready", timeout=90)
-    assert gpus_in_use(testbed, "NVIDIA-H100-80GB-HBM3") == (16, 16)
-    old_hash = cr["status"]["specHash"]
+    # A pool of two 8 x H100 servers for this test alone, and gpt-oss-120b at TP 8 with two
+    # replicas on it: every GPU of the pool is taken, none is spare for a surge pod.
+    pool = {"testbed.gptoss.dev/pool": namespace}
+    accelerator = {
+        "custom": {
+            "resourceName": "nvidia.com/gpu",
+            "nodeSelector": pool,
+            "gpuMemoryGiB": 80,
+            "gpusPerNode": 8,
+        }
+    }
+    with testbed.extra_nodes(f"{namespace[:40]}-h100", "h100", 2, labels=pool) as nodes:
+        big = manifest(
+            "big",
+            model={"name": "gpt-oss-120b"},
+            accelerator=accelerator,
+            tensorParallelSize=8,
+            replicas=2,
+        )
+        apply(testbed, namespace, big)
+        cr = wait_condition(testbed, namespace, "big", "Ready", timeout=90)
+        assert gpus_in_use(testbed, nodes) == (16, 16)
+        old_hash = cr["status"]["specHash"]
 
-    big["spec"]["engine"] = {"maxNumSeqs": 64}
-    apply(testbed, namespace, big)
-    cr = wait_until(
-        lambda: (
-            (c := get(testbed, namespace, "big"))["status"].get("specHash") != old_hash
-            and c["status"]["phase"] == "Ready"
-            and c
-        ),
-        90,
-        "the rollout to finish",
-    )
-    new_hash = cr["status"]["specHash"]
-    running = pods(testbed, namespace, "big")
-    assert len(running) == 2
-    assert {p["metadata"]["annotations"][HASH] for p in running} == {new_hash}
-    replicasets = testbed.get(
-        "-n", namespace, "replicasets", "-l", "app.kubernetes.io/instance=big"
-    )
-    assert sorted(
-        (rs["spec"]["template"]["metadata"]["annotations"][HASH], rs["spec"]["replicas"])
-        for rs in replicasets["items"]
-    ) == sorted([(old_hash, 0), (new_hash, 2)])
-    assert cr["status"]["lastAvailableSpecHash"] == new_hash
+        big["spec"]["engine"] = {"maxNumSeqs": 64}
+        apply(testbed, namespace, big)
+        cr = wait_until(
+            lambda: (
+                (c := get(testbed, namespace, "big"))["status"].get("specHash") != old_hash
+                and c["status"]["phase"] == "Ready"
+                and c
+            ),
+            90,
+            "the rollout to finish",
+        )
+        new_hash = cr["status"]["specHash"]
+        running = pods(testbed, namespace, "big")
+        assert len(running) == 2
+        assert {p["metadata"]["annotations"][HASH] for p in running} == {new_hash}
+        assert {p["spec"]["nodeName"] for p in running} == set(nodes)
+        replicasets = testbed.get(
+            "-n", namespace, "replicasets", "-l", "app.kubernetes.io/instance=big"
+        )
+        assert sorted(
+            (rs["spec"]["template"]["metadata"]["annotations"][HASH], rs["spec"]["replicas"])
+            for rs in replicasets["items"]
+        ) == sorted([(old_hash, 0), (new_hash, 2)])
+        assert cr["status"]["lastAvailableSpecHash"] == new_hash
 
 
 def test_a_failed_rollout_is_rolled_back_while_old_pods_keep_serving(

@@ -111,11 +111,15 @@ class Testbed:
         self.kubectl("delete", "node", name, "--wait=true")
 
     @contextlib.contextmanager
-    def extra_nodes(self, prefix: str, kind: str, count: int) -> Iterator[list[str]]:
-        """`count` more nodes of `kind` for the duration of a `with` block."""
+    def extra_nodes(
+        self, prefix: str, kind: str, count: int, labels: dict[str, str] | None = None
+    ) -> Iterator[list[str]]:
+        """`count` more nodes of `kind` (with extra `labels`) for the duration of a `with` block."""
         names = [f"{prefix}-{i}" for i in range(count)]
         for name in names:
             self.add_node(name, kind)
+            if labels:
+                self.kubectl("label", "node", name, *(f"{k}={v}" for k, v in labels.items()))
         try:
             yield names
         finally:
