@@ -93,7 +93,11 @@ class Controller:
             state.retry.cancel()
             state.retry = None
         try:
-            await asyncio.to_thread(self._reconcile, key, state)
+            # Read the watch caches here, on the event loop that updates them; the blocking
+            # API calls then run in a worker thread on that snapshot.
+            live = self._live(key)
+            if live is not None:
+                await asyncio.to_thread(self._reconcile, key, state, live)
             state.failures = 0
         except Exception as error:  # an outage or a bug: log it, try again later, never crash
             state.failures += 1
@@ -103,19 +107,12 @@ class Controller:
             state.retry = loop.call_later(delay, lambda: asyncio.ensure_future(self.request(key)))
 
     def _live(self, key: Key) -> Live | None:
+        """A snapshot of the caches for one resource; None once it is deleted (garbage
+        collection removes the children)."""
         cr = _one(self.indexes.get("gptoss_by_key", {}), key)
         if cr is None:
             return None
-        children = [
-            c
-            for index in (
-                "deployments_by_owner",
-                "services_by_owner",
-                "pdbs_by_owner",
-                "netpols_by_owner",
-            )
-            for c in _all(self.indexes.get(index, {}), key)
-        ]
+        children = [c for index in CHILD_INDEXES for c in _all(self.indexes.get(index, {}), key)]
         return Live(
             cr=cr,
             children=children,
@@ -123,10 +120,7 @@ class Controller:
             pods=_all(self.indexes.get("pods_by_owner", {}), key),
         )
 
-    def _reconcile(self, key: Key, state: _KeyState) -> None:
-        live = self._live(key)
-        if live is None:
-            return  # deleted: garbage collection removes the children
+    def _reconcile(self, key: Key, state: _KeyState, live: Live) -> None:
         if state.status and _version(live.cr) < state.status[0]:
             # The watch has not delivered our last status write yet: plan from what we wrote.
             written = {k: v for k, v in state.status[1].items() if v is not None}

@@ -15,13 +15,14 @@ from typing import Any
 OOM_KILLED = "OOMKilled"
 CRASH_LOOP = "CrashLoopBackOff"
 IMAGE_PULL = "ImagePullBackOff"
+FAILED_CREATE = "FailedCreate"
 UNSCHEDULABLE = "Unschedulable"
 STARTUP_PROBE_FAILED = "StartupProbeFailed"
 PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 ROLLED_BACK = "RolledBack"
 INVALID_SPEC = "InvalidSpec"
 APPLY_FAILED = "ApplyFailed"
-SEVERITY = [OOM_KILLED, CRASH_LOOP, IMAGE_PULL, UNSCHEDULABLE, STARTUP_PROBE_FAILED]
+SEVERITY = [OOM_KILLED, CRASH_LOOP, IMAGE_PULL, FAILED_CREATE, UNSCHEDULABLE, STARTUP_PROBE_FAILED]
 IMAGE_PULL_WAITING = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 
@@ -106,6 +107,15 @@ def pod_problem(pod: dict[str, Any]) -> Problem | None:
     return min(found, key=lambda p: SEVERITY.index(p.reason), default=None)
 
 
+def replica_failure(deployment: dict[str, Any] | None) -> Problem | None:
+    """Pods the ReplicaSet could not even create: refused by admission (PodSecurity, quota,
+    LimitRange) or a missing ServiceAccount. There is no pod to look at, only this condition."""
+    failure = _deployment_condition(deployment, "ReplicaFailure")
+    if failure.get("status") != "True":
+        return None
+    return Problem(FAILED_CREATE, f"cannot create pods: {failure.get('message', '')}".rstrip(": "))
+
+
 def _starting(pod: dict[str, Any]) -> bool:
     """Running but its startup probe has not passed yet (vLLM loading weights, compiling)."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
@@ -174,7 +184,7 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
     ready = int(dstatus.get("readyReplicas", 0))
     serving = ready >= desired and obs.deployment is not None
     live_pods = [p for p in obs.pods if not p.get("metadata", {}).get("deletionTimestamp")]
-    problems = [p for p in map(pod_problem, live_pods) if p]
+    problems = [p for p in [*map(pod_problem, live_pods), replica_failure(obs.deployment)] if p]
     problem = min(problems, key=lambda p: SEVERITY.index(p.reason), default=None)
     complete = rollout_complete(obs.deployment, desired) and (
         template_hash(obs.deployment, "gptoss.dev/spec-hash") == obs.facts.spec_hash

@@ -133,7 +133,10 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
     if apply_failure:
         return _failed(cr, apply_failure, now)
 
-    desired = render_children(meta["name"], meta["namespace"], spec, owner_reference(cr))
+    try:
+        desired = render_children(meta["name"], meta["namespace"], spec, owner_reference(cr))
+    except SpecError as error:
+        return _failed(cr, Problem(diagnose.INVALID_SPEC, str(error)), now)
     deployment = next(m for m in desired if m["kind"] == "Deployment")
     spec_hash = diagnose.template_hash(deployment, SPEC_HASH_ANNOTATION) or ""
     live_by_key = {key_of(c): c for c in live.children}

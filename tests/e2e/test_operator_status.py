@@ -74,3 +74,17 @@ def test_a_startup_that_never_passes_is_reported_after_the_progress_deadline(
     )
     assert "progress deadline" in condition(cr, "Degraded")["message"]
     assert cr["status"]["phase"] == "Degraded"
+
+
+def test_pods_refused_by_admission_are_reported(
+    testbed: Testbed, operator: OperatorProcess, namespace: str
+):
+    # vLLM's image runs as root: a namespace enforcing PodSecurity "restricted" refuses its pods,
+    # so there is no pod to diagnose, only the ReplicaSet's failure to create one.
+    testbed.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    apply(testbed, namespace, manifest("refused"))
+    cr = wait_condition(testbed, namespace, "refused", "Degraded", reason="FailedCreate")
+    assert "violates PodSecurity" in condition(cr, "Degraded")["message"]
+    assert cr["status"]["ready"] == "0/1"

@@ -50,7 +50,11 @@ def quiet_for(testbed: Testbed, seconds: float, namespace: str) -> None:
 def test_idle_and_restarted_operator_write_nothing(
     testbed: Testbed, operator: OperatorProcess, namespace: str, spare_h100_nodes: None
 ):
-    objects = [manifest(f"m{i:02d}") for i in range(COUNT)]
+    # Every fifth one also has a model-cache claim, so every kind of child is in the count.
+    objects = [
+        manifest(f"m{i:02d}", **({"modelCache": {"size": "40Gi"}} if i % 5 == 0 else {}))
+        for i in range(COUNT)
+    ]
     apply_all(testbed, namespace, objects)
     wait_until(lambda: ready_count(testbed, namespace) == COUNT, 180, f"{COUNT} ready resources")
     quiet_for(testbed, 3, namespace)

@@ -214,3 +214,18 @@ def test_events_only_on_transitions() -> None:
     assert transitions([], degraded) == [("Warning", "OOMKilled", "m")]
     healed = [{"type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""}]
     assert transitions(degraded, healed) == [("Normal", "Recovered", "no problems found")]
+
+
+def test_pods_the_replicaset_could_not_create_are_a_problem() -> None:
+    refused = deployment(ready=0)
+    refused["status"]["conditions"].append(
+        {
+            "type": "ReplicaFailure",
+            "status": "True",
+            "reason": "FailedCreate",
+            "message": 'pods "x" is forbidden: violates PodSecurity "restricted:latest"',
+        }
+    )
+    status = build_status(Observation(1, FACTS, refused, []), NOW)
+    assert (status["phase"], status["reason"]) == ("Degraded", "FailedCreate")
+    assert "violates PodSecurity" in status["message"]
