@@ -13,71 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
+from support.bad_specs import BAD as BAD_SPECS
+
 pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("gptoss_crd")]
 
 ROOT = Path(__file__).resolve().parents[2]
-CUSTOM_SMALL = {"resourceName": "x.com/gpu", "gpuMemoryGiB": 24, "gpusPerNode": 1}
-# (id, spec patch over a valid gpt-oss-20b spec, text the apiserver's error must contain)
-BAD: list[tuple[str, dict[str, Any], str]] = [
-    ("tp-3", {"tensorParallelSize": 3}, "spec.tensorParallelSize"),
-    (
-        "tp-above-node",
-        {"accelerator": {"profile": "L4"}, "tensorParallelSize": 2},
-        "spec.tensorParallelSize",
-    ),
-    (
-        "120b-on-l4",
-        {"model": {"name": "gpt-oss-120b"}, "accelerator": {"profile": "L4"}},
-        "spec.accelerator",
-    ),
-    (
-        "120b-tp1-a100-40",
-        {
-            "model": {"name": "gpt-oss-120b"},
-            "accelerator": {"profile": "A100-40GB"},
-            "tensorParallelSize": 1,
-        },
-        "spec.tensorParallelSize",
-    ),
-    (
-        "120b-custom-small",
-        {"model": {"name": "gpt-oss-120b"}, "accelerator": {"custom": CUSTOM_SMALL}},
-        "spec.accelerator",
-    ),
-    ("replicas-negative", {"replicas": -1}, "spec.replicas"),
-    ("utilization", {"engine": {"gpuMemoryUtilization": 1.5}}, "spec.engine.gpuMemoryUtilization"),
-    ("max-model-len", {"engine": {"maxModelLen": 200000}}, "spec.engine.maxModelLen"),
-    ("unknown-field", {"bogus": 1}, "bogus"),
-    ("managed-flag", {"engine": {"extraArgs": ["--port=9000"]}}, "spec.engine.extraArgs"),
-    (
-        "managed-flag-split",
-        {"engine": {"extraArgs": ["--tensor-parallel-size", "4"]}},
-        "spec.engine.extraArgs",
-    ),
-    (
-        "managed-env",
-        {"engine": {"extraEnv": [{"name": "HF_HOME", "value": "/x"}]}},
-        "spec.engine.extraEnv",
-    ),
-    ("offline-no-cache", {"modelCache": {"offline": True}}, "spec.modelCache.offline"),
-    (
-        "grace-too-short",
-        {
-            "shutdown": {
-                "preStopSleepSeconds": 30,
-                "drainSeconds": 60,
-                "terminationGracePeriodSeconds": 90,
-            }
-        },
-        "spec.shutdown.terminationGracePeriodSeconds",
-    ),
-    ("image-latest", {"image": "vllm/vllm-openai:latest"}, "spec.image"),
-    (
-        "profile-and-custom",
-        {"accelerator": {"profile": "H200", "custom": CUSTOM_SMALL}},
-        "spec.accelerator",
-    ),
-]
+# (id, spec patch over a valid gpt-oss-20b spec, field the apiserver's error must name)
+BAD = [(case, patch, field) for case, patch, field, _ in BAD_SPECS]
 
 Kubectl = Callable[..., Any]
 
