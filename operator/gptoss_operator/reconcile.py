@@ -98,12 +98,30 @@ def restore_template(
     return False
 
 
-def _failed(cr: dict[str, Any], problem: Problem, now: str) -> Plan:
+def _failed(live: Live, problem: Problem, now: str) -> Plan:
+    """Status for a spec the operator will not apply. The children stay as they are, so the
+    counts, selector and facts keep describing what runs: the scale subresource and an HPA
+    keep working while the admin fixes the spec."""
+    cr = live.cr
+    previous = cr.get("status") or {}
+    deployment = next((c for c in live.children if c["kind"] == "Deployment"), None)
+    facts = None
+    if deployment is not None and previous.get("selector"):
+        facts = Facts(
+            replicas=int((deployment.get("spec") or {}).get("replicas", 0)),
+            spec_hash=str(previous.get("specHash", "")),
+            selector=str(previous["selector"]),
+            endpoint=str(previous.get("endpoint", "")),
+            tensor_parallel_size=int(previous.get("tensorParallelSize", 0)),
+            gpus_per_replica=int(previous.get("gpusPerReplica", 0)),
+            image=str(previous.get("image", "")),
+        )
     obs = Observation(
         generation=cr["metadata"].get("generation", 0),
-        facts=None,
-        deployment=None,
-        previous=cr.get("status") or {},
+        facts=facts,
+        deployment=deployment,
+        pods=live.pods,
+        previous=previous,
         failure=problem,
     )
     return _with_status(Plan(), cr, diagnose.build_status(obs, now))
@@ -129,14 +147,14 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
     try:
         spec = parse_spec(cr.get("spec") or {})
     except SpecError as error:
-        return _failed(cr, Problem(diagnose.INVALID_SPEC, str(error)), now)
+        return _failed(live, Problem(diagnose.INVALID_SPEC, str(error)), now)
     if apply_failure:
-        return _failed(cr, apply_failure, now)
+        return _failed(live, apply_failure, now)
 
     try:
         desired = render_children(meta["name"], meta["namespace"], spec, owner_reference(cr))
     except SpecError as error:
-        return _failed(cr, Problem(diagnose.INVALID_SPEC, str(error)), now)
+        return _failed(live, Problem(diagnose.INVALID_SPEC, str(error)), now)
     deployment = next(m for m in desired if m["kind"] == "Deployment")
     spec_hash = diagnose.template_hash(deployment, SPEC_HASH_ANNOTATION) or ""
     live_by_key = {key_of(c): c for c in live.children}

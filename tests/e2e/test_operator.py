@@ -167,6 +167,12 @@ def test_a_spec_the_operator_cannot_serve_is_reported_not_retried_and_changes_no
     cr = wait_condition(testbed, namespace, "tuned", "Degraded", reason="InvalidSpec")
     assert "spec.rollout.maxUnavailable" in condition(cr, "Degraded")["message"]
     assert cr["status"]["phase"] == "Failed"
+    # What runs is still described, so the scale subresource and an HPA keep working.
+    assert (
+        cr["status"]["selector"]
+        == "app.kubernetes.io/instance=tuned,app.kubernetes.io/name=gpt-oss"
+    )
+    assert cr["status"]["readyReplicas"] == 1
     invalid = [e for e in events(testbed, namespace, "tuned") if e["reason"] == "InvalidSpec"]
     assert len(invalid) == 1
     assert "spec.rollout.maxUnavailable" in invalid[0]["message"]

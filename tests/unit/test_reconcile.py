@@ -25,6 +25,22 @@ def resource(spec: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
+def settled_children() -> list[dict[str, Any]]:
+    """The children of `resource()` as the cluster holds them once its rollout is done."""
+    children = copy.deepcopy(plan(Live(cr=resource()), NOW).apply)
+    for child in children:
+        if child["kind"] == "Deployment":  # what the Deployment controller reports when done
+            child["metadata"]["generation"] = 1
+            child["status"] = {
+                "observedGeneration": 1,
+                "replicas": 1,
+                "readyReplicas": 1,
+                "updatedReplicas": 1,
+                "availableReplicas": 1,
+            }
+    return children
+
+
 def test_subset_ignores_what_the_server_adds_and_matches_named_items() -> None:
     desired = {
         "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 8000}]}], "replicas": 1}
@@ -59,17 +75,7 @@ def test_first_reconcile_applies_every_child_with_an_owner() -> None:
 
 
 def test_a_converged_object_plans_no_write() -> None:
-    children = copy.deepcopy(plan(Live(cr=resource()), NOW).apply)
-    for child in children:
-        if child["kind"] == "Deployment":  # what the Deployment controller reports when done
-            child["metadata"]["generation"] = 1
-            child["status"] = {
-                "observedGeneration": 1,
-                "replicas": 1,
-                "readyReplicas": 1,
-                "updatedReplicas": 1,
-                "availableReplicas": 1,
-            }
+    children = settled_children()
     cr = resource()
     settled = plan(Live(cr=cr, children=children), NOW)
     assert settled.apply == []
@@ -107,3 +113,21 @@ def test_an_invalid_spec_writes_only_status() -> None:
     assert result.status is not None
     assert result.status["reason"] == "InvalidSpec"
     assert "spec.rollout.maxUnavailable" in result.status["message"]
+
+
+def test_an_invalid_change_keeps_describing_what_runs() -> None:
+    children = settled_children()
+    cr = resource()
+    cr["status"] = {
+        k: v
+        for k, v in (plan(Live(cr=cr, children=children), NOW).status or {}).items()
+        if v is not None
+    }
+    bad = copy.deepcopy(cr)
+    bad["spec"]["rollout"] = {"maxSurge": 0, "maxUnavailable": 0}
+    result = plan(Live(cr=bad, children=children), NOW)
+    assert result.apply == []
+    assert result.status is not None
+    assert (result.status["phase"], result.status["reason"]) == ("Failed", "InvalidSpec")
+    assert result.status["selector"] == cr["status"]["selector"]
+    assert (result.status["replicas"], result.status["ready"]) == (1, "1/1")
