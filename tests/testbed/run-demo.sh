@@ -46,8 +46,9 @@ CLAIM
   --timeout=180s
 "$K" -n default get gptossdeployments -o wide
 echo
-echo "The simulated GPU cluster runs until 'make testbed-down'. KUBECONFIG=$KUBECONFIG"
-echo "Try: kubectl scale gptossdeployment/gptoss-20b --replicas=2; kubectl describe gptoss gptoss-120b"
+echo "The simulated GPU cluster runs until 'make testbed-down'. In another shell:"
+echo "  export KUBECONFIG=$KUBECONFIG PATH=$K8S_BIN:\$PATH"
+echo "  kubectl scale gptossdeployment/gptoss-20b --replicas=2; kubectl describe gptoss gptoss-120b"
 echo "Operator log follows; Ctrl-C stops the operator."
 tail -n +1 -f "$LOG" &
 wait $OPERATOR
