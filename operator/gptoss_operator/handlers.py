@@ -21,6 +21,7 @@ OURS: dict[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,
     INSTANCE: kopf.PRESENT,
 }
+OURS_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY},{INSTANCE}"
 # (index name, group, version, plural, whether its changes request a reconcile)
 WATCHED: tuple[tuple[str, str, str, str, bool], ...] = (
     ("deployments_by_owner", "apps", "v1", "deployments", True),
@@ -48,6 +49,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30]
+    # Filter children and pods on the server: the operator never receives the cluster's other
+    # pods and ReplicaSets (the `labels=` filters below would only drop them after the fact).
+    for _index, group, version, plural, _triggers in WATCHED:
+        settings.watching.label_selectors[group, version, plural] = OURS_SELECTOR
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

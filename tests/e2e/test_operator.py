@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import unquote
 
 import pytest
 
@@ -189,3 +190,18 @@ def test_a_spec_the_operator_cannot_serve_is_reported_not_retried_and_changes_no
     after = child(testbed, namespace, "deployment", "tuned")
     assert after
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
+
+
+def test_the_operator_lists_only_its_own_children_and_pods(
+    testbed: Testbed, operator: OperatorProcess
+):
+    # Server-side label selectors: the cluster's other pods never reach the operator.
+    # From the start of the log: the operator listed each kind when it started.
+    lists = [e for e in testbed.audit_events(since=0, user=OPERATOR_USER) if e["verb"] == "list"]
+    by_resource = {e["objectRef"]["resource"]: unquote(e["requestURI"]) for e in lists}
+    selector = (
+        "labelSelector=app.kubernetes.io/managed-by=gptoss-operator,app.kubernetes.io/instance"
+    )
+    for resource in ("pods", "replicasets", "deployments", "services"):
+        assert selector in by_resource[resource], by_resource[resource]
+    assert "labelSelector" not in by_resource["gptossdeployments"]

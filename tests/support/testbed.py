@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 TESTBED_SCRIPTS = REPO / "tests" / "testbed"
 
 T = TypeVar("T")
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 def wait_until(
@@ -135,8 +136,9 @@ class Testbed:
         """A position in the audit log; `audit_writes(since=mark)` reads what came after it."""
         return self.audit_log.stat().st_size if self.audit_log.exists() else 0
 
-    def audit_writes(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
-        """Write requests (create/update/patch/delete) the apiserver recorded after `since`."""
+    def audit_events(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
+        """Completed requests the apiserver recorded after `since` (writes, and the operator's
+        lists), optionally of one user."""
         with self.audit_log.open("rb") as log:
             log.seek(since)
             events = [json.loads(line) for line in log.read().splitlines() if line.strip()]
@@ -146,6 +148,10 @@ class Testbed:
             if e.get("stage") == "ResponseComplete"
             and (user is None or e.get("user", {}).get("username") == user)
         ]
+
+    def audit_writes(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
+        """Write requests (create/update/patch/delete) the apiserver recorded after `since`."""
+        return [e for e in self.audit_events(since, user) if e.get("verb") in WRITE_VERBS]
 
 
 def describe_write(event: dict[str, Any]) -> str:

@@ -87,7 +87,8 @@ ADMIN_TOKEN="$(openssl rand -hex 24)"; OPERATOR_TOKEN="$(openssl rand -hex 24)"
 write_kubeconfig "$KC" testbed-admin "$ADMIN_TOKEN"
 write_kubeconfig "$STATE/operator.kubeconfig" gptoss-operator "$OPERATOR_TOKEN"
 
-# Record every write (who, verb, resource, name) so tests and benchmarks count what was written.
+# Record every write (who, verb, resource, name) so tests and benchmarks count what was written,
+# and the operator's lists (their URIs show the label selectors it watches with).
 cat >audit-policy.yaml <<'POLICY'
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -95,6 +96,9 @@ omitStages: [RequestReceived]
 rules:
 - level: Metadata
   verbs: [create, update, patch, delete, deletecollection]
+- level: Metadata
+  users: [gptoss-operator]
+  verbs: [list]
 - level: None
 POLICY
 
