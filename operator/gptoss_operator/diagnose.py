@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gptoss_operator.render.resolve import SPEC_HASH_ANNOTATION
+
 # Reasons, most severe first: the first one found among the pods names the problem.
 OOM_KILLED = "OOMKilled"
 CRASH_LOOP = "CrashLoopBackOff"
@@ -149,6 +151,13 @@ def rollout_complete(deployment: dict[str, Any] | None, replicas: int) -> bool:
     )
 
 
+def runs_current_spec(deployment: dict[str, Any] | None, facts: Facts) -> bool:
+    """Every replica is updated, ready and runs the pod template of the current spec."""
+    return rollout_complete(deployment, facts.replicas) and (
+        template_hash(deployment, SPEC_HASH_ANNOTATION) == facts.spec_hash
+    )
+
+
 def deadline_exceeded(deployment: dict[str, Any] | None) -> bool:
     return _deployment_condition(deployment, "Progressing").get("reason") == PROGRESS_DEADLINE
 
@@ -186,9 +195,7 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
     live_pods = [p for p in obs.pods if not p.get("metadata", {}).get("deletionTimestamp")]
     problems = [p for p in [*map(pod_problem, live_pods), replica_failure(obs.deployment)] if p]
     problem = min(problems, key=lambda p: SEVERITY.index(p.reason), default=None)
-    complete = rollout_complete(obs.deployment, desired) and (
-        template_hash(obs.deployment, "gptoss.dev/spec-hash") == obs.facts.spec_hash
-    )
+    complete = runs_current_spec(obs.deployment, obs.facts)
 
     degraded: Problem | None
     if obs.rolled_back_from:
@@ -318,11 +325,7 @@ def build_status(obs: Observation, now: str) -> dict[str, Any]:
     if obs.facts:
         f = obs.facts
         d = (obs.deployment or {}).get("status") or {}
-        complete = (
-            rollout_complete(obs.deployment, f.replicas)
-            and not obs.rolled_back_from
-            and (template_hash(obs.deployment, "gptoss.dev/spec-hash") == f.spec_hash)
-        )
+        complete = runs_current_spec(obs.deployment, f) and not obs.rolled_back_from
         status |= {
             "replicas": int(d.get("replicas", 0)),
             "readyReplicas": int(d.get("readyReplicas", 0)),

@@ -61,7 +61,6 @@ RESOURCES: dict[tuple[str, str], Resource] = {
         "monitoring.coreos.com", "v1", "podmonitors"
     ),
     (f"{GROUP}/{VERSION}", KIND): Resource(GROUP, VERSION, PLURAL),
-    ("apps/v1", "ReplicaSet"): Resource("apps", "v1", "replicasets"),
 }
 
 
