@@ -78,13 +78,8 @@ def test_bench_operator_against_plain_client(
     try:
         kube = Kube.from_environment(str(testbed.kubeconfig))
         for obj in objects:
-            testbed.kubectl(
-                "-n",
-                floor_ns,
-                "apply",
-                "-f",
-                "-",
-                input=json.dumps({**obj, "metadata": {"name": "f" + obj["metadata"]["name"]}}),
+            testbed.apply(
+                floor_ns, json.dumps({**obj, "metadata": {"name": "f" + obj["metadata"]["name"]}})
             )
         crs = testbed.get("-n", floor_ns, "gptossdeployments")["items"]
         operator.stop()  # the floor's namespace must see only the plain client's writes

@@ -67,7 +67,7 @@ def test_kubectl_scale_and_an_hpa_act_on_the_resource(
             ],
         },
     }
-    testbed.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(hpa))
+    testbed.apply(namespace, hpa)
 
     def able_to_scale() -> dict[str, Any] | None:
         status = testbed.get("-n", namespace, "hpa", "elastic").get("status", {})

@@ -56,7 +56,7 @@ def container_status(testbed: Testbed, ns: str, name: str) -> dict[str, Any] | N
 
 
 def test_pod_asking_for_more_gpus_than_any_node_stays_pending(testbed: Testbed, namespace: str):
-    testbed.kubectl("-n", namespace, "apply", "-f", "-", input=gpu_pod("greedy", 16))
+    testbed.apply(namespace, gpu_pod("greedy", 16))
     message = wait_until(
         lambda: scheduling_failure(testbed, namespace, "greedy"), 60, "a FailedScheduling event"
     )
@@ -67,7 +67,7 @@ def test_pod_asking_for_more_gpus_than_any_node_stays_pending(testbed: Testbed, 
 def test_eight_gpus_land_on_a_full_gpu_server_never_on_a_small_one(
     testbed: Testbed, namespace: str
 ):
-    testbed.kubectl("-n", namespace, "apply", "-f", "-", input=gpu_pod("eight", 8))
+    testbed.apply(namespace, gpu_pod("eight", 8))
     node = wait_until(
         lambda: pod(testbed, namespace, "eight")["spec"].get("nodeName"),
         60,
@@ -79,9 +79,7 @@ def test_eight_gpus_land_on_a_full_gpu_server_never_on_a_small_one(
 
 def test_gpu_product_node_selector_is_honoured(testbed: Testbed, namespace: str):
     selector = {"nvidia.com/gpu.product": H100}
-    testbed.kubectl(
-        "-n", namespace, "apply", "-f", "-", input=gpu_pod("on-h100", 8, node_selector=selector)
-    )
+    testbed.apply(namespace, gpu_pod("on-h100", 8, node_selector=selector))
     node = wait_until(
         lambda: pod(testbed, namespace, "on-h100")["spec"].get("nodeName"),
         60,
@@ -90,9 +88,7 @@ def test_gpu_product_node_selector_is_honoured(testbed: Testbed, namespace: str)
     assert testbed.get("node", node)["metadata"]["labels"]["nvidia.com/gpu.product"] == H100
     # The L40S server has only 4 GPUs: 8 with that selector can never fit.
     selector = {"nvidia.com/gpu.product": "NVIDIA-L40S"}
-    testbed.kubectl(
-        "-n", namespace, "apply", "-f", "-", input=gpu_pod("on-l40s", 8, node_selector=selector)
-    )
+    testbed.apply(namespace, gpu_pod("on-l40s", 8, node_selector=selector))
     message = wait_until(
         lambda: scheduling_failure(testbed, namespace, "on-l40s"), 60, "a FailedScheduling event"
     )
@@ -123,7 +119,7 @@ def test_deployment_pods_become_ready(testbed: Testbed, namespace: str):
 def test_ready_after_annotation_delays_readiness(testbed: Testbed, namespace: str):
     manifest = json.loads(gpu_pod("slow", 0))
     manifest["metadata"]["annotations"] = {"sim.gptoss.dev/ready-after": "4s"}
-    testbed.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    testbed.apply(namespace, manifest)
     wait_until(lambda: pod(testbed, namespace, "slow")["spec"].get("nodeName"), 30, "scheduling")
     bound = pod(testbed, namespace, "slow")
     assert bound["status"]["phase"] == "Pending", "ready before its delay"
@@ -137,14 +133,7 @@ def test_ready_after_annotation_delays_readiness(testbed: Testbed, namespace: st
 
 
 def test_never_ready_runs_without_becoming_ready(testbed: Testbed, namespace: str):
-    testbed.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        input=gpu_pod("stuck", 1, labels={"sim.gptoss.dev/behavior": "never-ready"}),
-    )
+    testbed.apply(namespace, gpu_pod("stuck", 1, labels={"sim.gptoss.dev/behavior": "never-ready"}))
     status = wait_until(
         lambda: container_status(testbed, namespace, "stuck"), 30, "container status"
     )
@@ -160,14 +149,7 @@ def test_never_ready_runs_without_becoming_ready(testbed: Testbed, namespace: st
 
 
 def test_crashloop_grows_the_restart_count(testbed: Testbed, namespace: str):
-    testbed.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        input=gpu_pod("crash", 1, labels={"sim.gptoss.dev/behavior": "crashloop"}),
-    )
+    testbed.apply(namespace, gpu_pod("crash", 1, labels={"sim.gptoss.dev/behavior": "crashloop"}))
     status = wait_until(
         lambda: container_status(testbed, namespace, "crash"), 30, "container status"
     )
@@ -181,14 +163,7 @@ def test_crashloop_grows_the_restart_count(testbed: Testbed, namespace: str):
 
 
 def test_oomkilled_reports_the_oom_then_crash_loops(testbed: Testbed, namespace: str):
-    testbed.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        input=gpu_pod("oom", 1, labels={"sim.gptoss.dev/behavior": "oomkilled"}),
-    )
+    testbed.apply(namespace, gpu_pod("oom", 1, labels={"sim.gptoss.dev/behavior": "oomkilled"}))
     status = wait_until(lambda: container_status(testbed, namespace, "oom"), 30, "container status")
     assert status["state"]["terminated"]["reason"] == "OOMKilled"
     assert status["state"]["terminated"]["exitCode"] == 137
@@ -202,13 +177,8 @@ def test_oomkilled_reports_the_oom_then_crash_loops(testbed: Testbed, namespace:
 
 
 def test_image_pull_error_backs_off(testbed: Testbed, namespace: str):
-    testbed.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        input=gpu_pod("nopull", 1, labels={"sim.gptoss.dev/behavior": "image-pull-error"}),
+    testbed.apply(
+        namespace, gpu_pod("nopull", 1, labels={"sim.gptoss.dev/behavior": "image-pull-error"})
     )
     wait_until(
         lambda: (
@@ -237,7 +207,7 @@ def test_deleting_an_owner_garbage_collects_what_it_owns(testbed: Testbed, names
             ],
         },
     }
-    testbed.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(owned))
+    testbed.apply(namespace, owned)
     testbed.kubectl("-n", namespace, "delete", "configmap", "owner")
     wait_until(
         lambda: (
@@ -255,9 +225,7 @@ def test_restricted_pod_security_rejects_a_privileged_pod(testbed: Testbed, name
     )
     manifest = json.loads(gpu_pod("priv", 0))
     manifest["spec"]["containers"][0]["securityContext"] = {"privileged": True}
-    result = testbed.kubectl(
-        "-n", namespace, "apply", "-f", "-", input=json.dumps(manifest), check=False
-    )
+    result = testbed.apply(namespace, manifest, check=False)
     assert result.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in result.stderr
     assert "privileged" in result.stderr
@@ -311,13 +279,11 @@ def test_crd_cel_rule_rejects_a_breaking_object_with_its_message(testbed: Testbe
         "metadata": {"name": "w"},
         "spec": {"min": 5, "max": 1},
     }
-    result = testbed.kubectl(
-        "-n", namespace, "apply", "-f", "-", input=json.dumps(widget), check=False
-    )
+    result = testbed.apply(namespace, widget, check=False)
     assert result.returncode != 0
     assert "min must not exceed max" in result.stderr
     widget["spec"] = {"min": 1, "max": 5}
-    testbed.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(widget))
+    testbed.apply(namespace, widget)
 
 
 def test_nodes_can_be_added_and_removed(testbed: Testbed):
@@ -364,7 +330,7 @@ def test_claims_of_the_default_class_are_bound(testbed: Testbed, namespace: str)
         "metadata": {"name": "cache"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "80Gi"}}},
     }
-    testbed.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(claim))
+    testbed.apply(namespace, claim)
     wait_until(
         lambda: (
             testbed.get("-n", namespace, "pvc", "cache").get("status", {}).get("phase") == "Bound"

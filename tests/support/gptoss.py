@@ -22,7 +22,7 @@ def manifest(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def apply(testbed: Testbed, namespace: str, obj: dict[str, Any], check: bool = True) -> Any:
-    return testbed.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(obj), check=check)
+    return testbed.apply(namespace, obj, check=check)
 
 
 def get(testbed: Testbed, namespace: str, name: str) -> dict[str, Any]:
@@ -76,14 +76,7 @@ def child(testbed: Testbed, namespace: str, kind: str, name: str) -> dict[str, A
 
 def apply_all(testbed: Testbed, namespace: str, objects: list[dict[str, Any]]) -> None:
     """Apply many GptOssDeployments in one kubectl call."""
-    testbed.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
-    )
+    testbed.apply(namespace, {"apiVersion": "v1", "kind": "List", "items": objects})
 
 
 def ready_count(testbed: Testbed, namespace: str) -> int:

@@ -81,6 +81,13 @@ class Testbed:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
 
+    def apply(
+        self, namespace: str, manifest: str | dict[str, Any], check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`kubectl apply` a manifest (JSON/YAML text, or an object) into `namespace`."""
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        return self.kubectl("-n", namespace, "apply", "-f", "-", input=text, check=check)
+
     def get(self, *args: str) -> Any:
         """`kubectl get ... -o json`, parsed."""
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
