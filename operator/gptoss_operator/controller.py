@@ -3,32 +3,56 @@
 Watch events (the custom resource, its children, their pods) only *request* a reconcile. The
 reconcile reads the watch caches (Kopf indexes, filled before any handler runs, so a restarted
 operator sees the cluster as it is and writes nothing), plans, and carries the plan out.
+
+A write happens only for a difference the apiserver itself would see. The pure plan compares
+the rendered children with the cached ones; where they differ although this operator already
+wrote that exact manifest (or has no record of it, after a restart), a server-side dry-run asks
+the apiserver what it would store, and the answer is remembered for that pair of objects. So
+defaulting, normalisation (`matchLabels: {}` stored as `{}`), admission mutations and fields
+others added cost one dry-run, not a write, and never a loop. The write budget is the safety net
+for whatever is left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime
+import hashlib
+import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gptoss_operator import diagnose
+from gptoss_operator.budget import WRITE_LIMIT, WriteBudget
 from gptoss_operator.kube import Kube, KubeError
-from gptoss_operator.reconcile import Live, Plan, key_of, plan
+from gptoss_operator.reconcile import (
+    Live,
+    Plan,
+    first_difference,
+    key_of,
+    plan,
+    stored_content,
+)
+from gptoss_operator.render import BY_KIND, CHILD_KINDS, SPEC_HASH_ANNOTATION
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name) of a GptOssDeployment
+Child = tuple[str, str]  # (kind, name) of one of its children
 MAX_BACKOFF_SECONDS = 60.0
-CHILD_INDEXES = (
-    "deployments_by_owner",
-    "services_by_owner",
-    "pdbs_by_owner",
-    "netpols_by_owner",
-    "pvcs_by_owner",
-    "podmonitors_by_owner",
-)
+# A burst of spec edits rolls out only its last template: a new pod template waits until the
+# spec has been quiet this long (at most MAX_SETTLE_SECONDS after the burst began). On GPUs each
+# rolled-out template is a vLLM restart of minutes; two seconds is cheap next to that.
+SETTLE_SECONDS = 2.0
+MAX_SETTLE_SECONDS = 10.0
+# How long a namespace's "being deleted" answer is reused.
+NAMESPACE_CHECK_SECONDS = 5.0
+# Persistent failures (a 500 from the apiserver, a bug) show in status after this many tries.
+FAILURES_BEFORE_STATUS = 3
+TRANSIENT_STATUSES = frozenset({0, 409, 429, 503, 504})
 
 
 @dataclass
@@ -36,11 +60,20 @@ class _KeyState:
     running: bool = False
     dirty: bool = False
     failures: int = 0
-    retry: asyncio.TimerHandle | None = None
+    timer: asyncio.TimerHandle | None = None
+    timer_due: float = 0.0
     # What this operator last wrote, with the resourceVersion the server answered. A watch cache
     # that still shows an older version has simply not caught up: not a reason to write again.
-    applied: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    applied: dict[Child, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     status: tuple[int, dict[str, Any]] | None = None
+    # Fingerprints of (desired, live) pairs the apiserver's dry-run found already applied.
+    verdicts: dict[Child, str] = field(default_factory=dict)
+    budget: WriteBudget = field(default_factory=WriteBudget)
+    loop: tuple[Child, diagnose.Problem] | None = None
+    generation: int | None = None
+    edited_at: float = float("-inf")
+    burst_since: float = float("-inf")
+    child_gone: bool = False
 
 
 def _version(obj: dict[str, Any] | None) -> int:
@@ -52,31 +85,54 @@ def _version(obj: dict[str, Any] | None) -> int:
         return -1
 
 
+def _fingerprint(desired: dict[str, Any], live: dict[str, Any]) -> str:
+    text = json.dumps([desired, stored_content(live)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Controller:
     """Owns the per-object queueing; the watch caches are handed in by the Kopf handlers."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        clock: Callable[[], float] = time.monotonic,
+        settle_seconds: float = SETTLE_SECONDS,
+    ) -> None:
         self.kube = kube
+        self.clock = clock
+        self.settle_seconds = settle_seconds
         self.indexes: Mapping[str, Mapping[Any, Any]] = {}
         self._keys: dict[Key, _KeyState] = {}
+        self._namespaces: dict[str, tuple[bool, float]] = {}
 
     def bind(self, indexes: Mapping[str, Mapping[Any, Any]]) -> None:
         self.indexes = indexes
 
     def forget(self, key: Key) -> None:
         state = self._keys.pop(key, None)
-        if state and state.retry:
-            state.retry.cancel()
+        if state and state.timer:
+            state.timer.cancel()
 
     def child_deleted(self, key: Key, kind: str, name: str) -> None:
-        """A child is gone: the next reconcile must apply it again, whatever it applied before."""
+        """A child is gone: the next reconcile must apply it again, whatever it applied before,
+        unless its namespace is being deleted."""
         state = self._keys.get(key)
         if state:
             state.applied.pop((kind, name), None)
+            state.verdicts.pop((kind, name), None)
+            state.child_gone = True
+
+    def _state(self, key: Key) -> _KeyState:
+        return self._keys.setdefault(key, _KeyState(budget=WriteBudget(clock=self.clock)))
 
     async def request(self, key: Key) -> None:
         """Reconcile `key` now, or right after the reconcile already running for it."""
-        state = self._keys.setdefault(key, _KeyState())
+        state = self._state(key)
         state.dirty = True
         if state.running:
             return
@@ -88,23 +144,38 @@ class Controller:
         finally:
             state.running = False
 
+    def _schedule(self, key: Key, state: _KeyState, delay: float) -> None:
+        """Request `key` again in `delay` seconds (an earlier timer already set wins)."""
+        due = self.clock() + delay
+        if state.timer and state.timer_due <= due:
+            return
+        if state.timer:
+            state.timer.cancel()
+        loop = asyncio.get_running_loop()
+        state.timer = loop.call_later(delay, lambda: asyncio.ensure_future(self.request(key)))
+        state.timer_due = due
+
     async def _attempt(self, key: Key, state: _KeyState) -> None:
-        if state.retry:
-            state.retry.cancel()
-            state.retry = None
+        if state.timer:
+            state.timer.cancel()
+            state.timer = None
+        # Read the watch caches here, on the event loop that updates them; the blocking API
+        # calls then run in a worker thread on that snapshot.
+        live = self._live(key)
+        if live is None:
+            return
         try:
-            # Read the watch caches here, on the event loop that updates them; the blocking
-            # API calls then run in a worker thread on that snapshot.
-            live = self._live(key)
-            if live is not None:
-                await asyncio.to_thread(self._reconcile, key, state, live)
+            wake = await asyncio.to_thread(self.reconcile, key, live)
             state.failures = 0
         except Exception as error:  # an outage or a bug: log it, try again later, never crash
             state.failures += 1
             delay = min(2.0**state.failures, MAX_BACKOFF_SECONDS)
             log.warning("reconcile of %s/%s failed (%s); retrying in %.0fs", *key, error, delay)
-            loop = asyncio.get_running_loop()
-            state.retry = loop.call_later(delay, lambda: asyncio.ensure_future(self.request(key)))
+            if state.failures >= FAILURES_BEFORE_STATUS:
+                await asyncio.to_thread(self._report_failure, key, state, live, error)
+            wake = delay
+        if wake:
+            self._schedule(key, state, wake)
 
     def _live(self, key: Key) -> Live | None:
         """A snapshot of the caches for one resource; None once it is deleted (garbage
@@ -112,44 +183,253 @@ class Controller:
         cr = _one(self.indexes.get("gptoss_by_key", {}), key)
         if cr is None:
             return None
-        children = [c for index in CHILD_INDEXES for c in _all(self.indexes.get(index, {}), key)]
+        children = [c for k in CHILD_KINDS for c in _all(self.indexes.get(k.index, {}), key)]
         return Live(
             cr=cr,
             children=children,
-            replicasets=_all(self.indexes.get("replicasets_by_owner", {}), key),
-            pods=_all(self.indexes.get("pods_by_owner", {}), key),
+            replicasets=_all(self.indexes.get(BY_KIND["ReplicaSet"].index, {}), key),
+            pods=_all(self.indexes.get(BY_KIND["Pod"].index, {}), key),
         )
 
-    def _reconcile(self, key: Key, state: _KeyState, live: Live) -> None:
+    # --- one reconcile, in a worker thread ------------------------------------------------------
+    def reconcile(self, key: Key, live: Live) -> float | None:
+        """Plan and write (blocking: run it in a worker thread); returns the seconds after which
+        to look again, or None to wait for the next watch event."""
+        state = self._state(key)
+        self._track_generation(state, live.cr)
+        if self._namespace_going(key[0], state, live):
+            return None  # the namespace controller is removing everything: write nothing
         if state.status and _version(live.cr) < state.status[0]:
             # The watch has not delivered our last status write yet: plan from what we wrote.
             written = {k: v for k, v in state.status[1].items() if v is not None}
             live.cr = {**live.cr, "status": written}
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        result = plan(live, now)
+        now = _now()
+        wake: float | None = None
+        if state.loop and state.budget.blocked(state.loop[0]):
+            result = plan(live, now, apply_failure=state.loop[1])
+            wake = state.budget.blocked(state.loop[0])
+        else:
+            state.loop = None
+            result = plan(live, now)
+            try:
+                writes = self._writes_needed(result, live, state)
+                wake = self._hold_new_template(writes, live, state)
+                self._write(state, live, writes)
+                for child in result.prune:
+                    self.kube.delete(child)
+                    log.info("deleted %s %s/%s", child["kind"], key[0], key_of(child)[1])
+            except KubeError as error:
+                if error.status in TRANSIENT_STATUSES or error.status >= 500:
+                    raise
+                # The apiserver refused what the spec renders to (an immutable field, a quota, a
+                # missing permission): say so in status, and wait for the next change.
+                log.warning("%s/%s: %s", *key, error)
+                result = plan(
+                    live, now, apply_failure=diagnose.Problem(diagnose.APPLY_FAILED, str(error))
+                )
+            if state.loop:
+                result = plan(live, now, apply_failure=state.loop[1])
+                wake = state.budget.blocked(state.loop[0])
+        self._write_status(key, state, live, result)
+        state.child_gone = False
+        return wake
+
+    def _track_generation(self, state: _KeyState, cr: dict[str, Any]) -> None:
+        generation = int(cr["metadata"].get("generation", 0))
+        if state.generation is None:  # first sight (a restart): nothing to settle
+            state.generation = generation
+        elif generation != state.generation:
+            now = self.clock()
+            if now - state.edited_at > self.settle_seconds:
+                state.burst_since = now
+            state.edited_at = now
+            state.generation = generation
+            state.budget.reset()
+            state.loop = None
+
+    def _namespace_going(self, namespace: str, state: _KeyState, live: Live) -> bool:
+        """Whether the namespace is being deleted. Asked only when something there is going
+        away (a child deleted, a pod terminating), and remembered for a few seconds."""
+        going = any(
+            o.get("metadata", {}).get("deletionTimestamp") for o in [*live.children, *live.pods]
+        )
+        if not (state.child_gone or going):
+            return False
+        cached = self._namespaces.get(namespace)
+        if cached and self.clock() - cached[1] < NAMESPACE_CHECK_SECONDS:
+            return cached[0]
+        terminating = self.kube.namespace_terminating(namespace)
+        self._namespaces[namespace] = (terminating, self.clock())
+        return terminating
+
+    def _writes_needed(self, result: Plan, live: Live, state: _KeyState) -> list[dict[str, Any]]:
+        """The planned applies the apiserver would store differently from what it holds."""
         self._skip_caught_up(result, live, state)
-        try:
-            for manifest in result.apply:
+        live_by_key = {key_of(c): c for c in live.children}
+        writes = []
+        for manifest in result.apply:
+            child = key_of(manifest)
+            current = live_by_key.get(child)
+            last = state.applied.get(child)
+            if current is None or (last is not None and last[1] != manifest):
+                writes.append(manifest)  # missing, or the spec changed since our last write
+                continue
+            fingerprint = _fingerprint(manifest, current)
+            if state.verdicts.get(child) == fingerprint:
+                continue
+            try:
+                stored = stored_content(self.kube.apply(manifest, dry_run=True))
+            except KubeError as error:
+                if not _restorable(error, manifest, current):
+                    raise
+                writes.append(manifest)  # refused over someone's edit: `_write` restores it
+                continue
+            if stored == stored_content(current):
+                state.verdicts[child] = fingerprint
+                continue
+            writes.append(manifest)
+        return writes
+
+    def _hold_new_template(
+        self, writes: list[dict[str, Any]], live: Live, state: _KeyState
+    ) -> float | None:
+        """Keep a new pod template back while the spec is still being edited; returns when to
+        look again."""
+        deployment = next((m for m in writes if m["kind"] == "Deployment"), None)
+        current = next((c for c in live.children if c["kind"] == "Deployment"), None)
+        if deployment is None or current is None:
+            return None
+        if diagnose.template_hash(deployment, SPEC_HASH_ANNOTATION) == diagnose.template_hash(
+            current, SPEC_HASH_ANNOTATION
+        ):
+            return None
+        now = self.clock()
+        quiet = now - state.edited_at
+        if quiet >= self.settle_seconds or now - state.burst_since >= MAX_SETTLE_SECONDS:
+            return None
+        writes.remove(deployment)
+        return self.settle_seconds - quiet
+
+    def _write(self, state: _KeyState, live: Live, writes: list[dict[str, Any]]) -> None:
+        """Apply `writes`, the Deployment last. With several changes to existing children, a
+        dry-run of each comes first, so a refusal leaves every child as it was."""
+        live_by_key = {key_of(c): c for c in live.children}
+        writes.sort(key=lambda m: m["kind"] == "Deployment")
+        if len(writes) > 1:
+            for manifest in writes:
+                current = live_by_key.get(key_of(manifest))
+                if current is None:
+                    continue
+                try:
+                    self.kube.apply(manifest, dry_run=True)
+                except KubeError as error:
+                    if not _restorable(error, manifest, current):
+                        raise
+        for manifest in writes:
+            child = key_of(manifest)
+            if state.budget.blocked(child):
+                continue
+            current = live_by_key.get(child)
+            answer: dict[str, Any] | None
+            try:
                 answer = self.kube.apply(manifest)
-                state.applied[key_of(manifest)] = (_version(answer), manifest)
-            for child in result.prune:
-                self.kube.delete(child)
+            except KubeError as error:
+                if current is None or not _restorable(error, manifest, current):
+                    raise
+                answer = self._restore(live.cr, manifest, current, error)
+            what = first_difference(manifest, stored_content(current)) if current else None
+            log.info(
+                "%s %s %s/%s%s",
+                "applied" if current else "created",
+                *(child[0], manifest["metadata"]["namespace"], child[1]),
+                f" ({what} differed)" if what else "",
+            )
+            state.verdicts.pop(child, None)
+            if answer is not None:
+                state.applied[child] = (_version(answer), manifest)
+            backoff = state.budget.record(child)
+            if backoff:
+                self._trip(state, child, what, backoff, manifest["metadata"]["namespace"])
+                return
+
+    def _trip(
+        self, state: _KeyState, child: Child, field_: str | None, backoff: float, ns: str
+    ) -> None:
+        message = (
+            f"{child[0]} {child[1]} was written more than {WRITE_LIMIT} times within a minute "
+            f"without a spec change; {field_ or 'a field'} keeps differing from what the "
+            "apiserver stores (another controller or an admission webhook may change it back)"
+        )
+        log.warning("%s/%s: %s; backing off %.0fs", ns, child[1], message, backoff)
+        state.loop = (child, diagnose.Problem(diagnose.WRITE_LOOP, message))
+
+    def _restore(
+        self,
+        cr: dict[str, Any],
+        desired: dict[str, Any],
+        current: dict[str, Any],
+        refused: KubeError,
+    ) -> dict[str, Any] | None:
+        """Another client's edit made the apply unmergeable (a list key changed, an immutable
+        field): replace the child whole, or delete it to be created again."""
+        kind = BY_KIND[desired["kind"]]
+        replacement = copy.deepcopy(desired)
+        replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        for name in kind.kept_on_replace:
+            if name in (current.get("spec") or {}):
+                replacement["spec"][name] = current["spec"][name]
+        name = f"{kind.kind} {desired['metadata']['name']}"
+        try:
+            answer: dict[str, Any] | None = self.kube.replace(replacement)
+            done = f"replaced {name}"
         except KubeError as error:
-            if error.status == 0 or error.status >= 500 or error.status in (409, 429):
+            if error.status != 422:
                 raise
-            # The apiserver refused what the spec renders to (an immutable field, a quota, a
-            # missing permission): say so in status, and wait for the next change to try again.
-            problem = diagnose.Problem(diagnose.APPLY_FAILED, str(error))
-            result = plan(live, now, apply_failure=problem)
-            self._skip_caught_up(result, live, state)
+            # Orphan: the Deployment's ReplicaSets and pods keep serving and are adopted by
+            # the Deployment created again in their place.
+            self.kube.delete(desired, "Orphan" if kind.kind == "Deployment" else "Background")
+            answer, done = None, f"deleted {name} to create it again"
+        message = f"{done}: an edit by another client could not be applied over ({refused})"
+        log.warning("%s/%s: %s", desired["metadata"]["namespace"], cr["metadata"]["name"], message)
+        self._event(cr, "Warning", "DriftRestored", message)
+        return answer
+
+    def _write_status(self, key: Key, state: _KeyState, live: Live, result: Plan) -> None:
         if result.status is not None:
             answer = self.kube.patch_status(*key, result.status)
             state.status = (_version(answer), result.status)
+            before = (live.cr.get("status") or {}).get("phase")
+            after = result.status.get("phase")
+            if before != after:
+                log.info("%s/%s: %s -> %s (%s)", *key, before, after, result.status.get("reason"))
         for type_, reason, message in result.events:
-            try:
-                self.kube.post_event(live.cr, type_, reason, message)
-            except KubeError as error:
-                log.warning("could not record event %s on %s/%s: %s", reason, *key, error)
+            self._event(live.cr, type_, reason, message)
+
+    def _event(self, cr: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        try:
+            self.kube.post_event(cr, type_, reason, message)
+        except KubeError as error:
+            meta = cr["metadata"]
+            log.warning(
+                "could not record event %s on %s/%s: %s",
+                reason,
+                meta["namespace"],
+                meta["name"],
+                error,
+            )
+
+    def _report_failure(self, key: Key, state: _KeyState, live: Live, error: Exception) -> None:
+        """A reconcile keeps failing: say why in status (best effort; retries go on)."""
+        if isinstance(error, KubeError):
+            if error.status in TRANSIENT_STATUSES:
+                return  # the apiserver is unreachable or busy; a status write would fail too
+            problem = diagnose.Problem(diagnose.APPLY_FAILED, str(error))
+        else:
+            problem = diagnose.Problem(diagnose.RECONCILE_ERROR, f"{type(error).__name__}: {error}")
+        try:
+            self._write_status(key, state, live, plan(live, _now(), apply_failure=problem))
+        except Exception as again:  # never let the report itself crash the operator
+            log.warning("could not report the failure of %s/%s: %s", *key, again)
 
     @staticmethod
     def _skip_caught_up(result: Plan, live: Live, state: _KeyState) -> None:
@@ -164,6 +444,12 @@ class Controller:
             return live_versions.get(key_of(manifest), -1) < seen[0]
 
         result.apply = [m for m in result.apply if not caught_up(m)]
+
+
+def _restorable(error: KubeError, manifest: dict[str, Any], current: Any) -> bool:
+    """An apply refused as invalid over an existing child: someone else's edit (a changed list
+    key, an immutable field) that replacing or recreating the child undoes."""
+    return error.status == 422 and current is not None and BY_KIND[manifest["kind"]].recreatable
 
 
 def _all(index: Mapping[Any, Any], key: Key) -> list[dict[str, Any]]:

@@ -24,6 +24,8 @@ PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 ROLLED_BACK = "RolledBack"
 INVALID_SPEC = "InvalidSpec"
 APPLY_FAILED = "ApplyFailed"
+WRITE_LOOP = "WriteLoop"
+RECONCILE_ERROR = "ReconcileError"
 SEVERITY = [OOM_KILLED, CRASH_LOOP, IMAGE_PULL, FAILED_CREATE, UNSCHEDULABLE, STARTUP_PROBE_FAILED]
 IMAGE_PULL_WAITING = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 

@@ -12,30 +12,13 @@ from typing import Any
 import kopf
 
 from gptoss_operator.api import GROUP, PLURAL, VERSION
-from gptoss_operator.controller import CHILD_INDEXES, Controller
+from gptoss_operator.controller import Controller
 from gptoss_operator.kube import Kube
-from gptoss_operator.render import MANAGED_BY
+from gptoss_operator.render import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, WATCHED_KINDS
 
-INSTANCE = "app.kubernetes.io/instance"
-OURS: dict[str, Any] = {
-    "app.kubernetes.io/managed-by": MANAGED_BY,
-    INSTANCE: kopf.PRESENT,
-}
-OURS_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY},{INSTANCE}"
-# (index name, group, version, plural, whether its changes request a reconcile)
-WATCHED: tuple[tuple[str, str, str, str, bool], ...] = (
-    ("deployments_by_owner", "apps", "v1", "deployments", True),
-    ("services_by_owner", "", "v1", "services", True),
-    ("pvcs_by_owner", "", "v1", "persistentvolumeclaims", True),
-    ("pdbs_by_owner", "policy", "v1", "poddisruptionbudgets", True),
-    ("netpols_by_owner", "networking.k8s.io", "v1", "networkpolicies", True),
-    # Only where the Prometheus operator's CRDs exist; Kopf skips resources it cannot find.
-    ("podmonitors_by_owner", "monitoring.coreos.com", "v1", "podmonitors", False),
-    ("replicasets_by_owner", "apps", "v1", "replicasets", False),
-    ("pods_by_owner", "", "v1", "pods", True),
-)
-INDEXES = ("gptoss_by_key", *(w[0] for w in WATCHED))
-assert set(CHILD_INDEXES) <= set(INDEXES)
+OURS: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: kopf.PRESENT}
+OURS_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}"
+INDEXES = ("gptoss_by_key", *(k.index for k in WATCHED_KINDS))
 
 controller: Controller | None = None
 
@@ -51,20 +34,29 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30]
     # Filter children and pods on the server: the operator never receives the cluster's other
     # pods and ReplicaSets (the `labels=` filters below would only drop them after the fact).
-    for _index, group, version, plural, _triggers in WATCHED:
-        settings.watching.label_selectors[group, version, plural] = OURS_SELECTOR
+    for kind in WATCHED_KINDS:
+        settings.watching.label_selectors[kind.group, kind.version, kind.plural] = OURS_SELECTOR
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def gptoss_by_key(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> object:
-    return {(namespace, name): dict(body)}
+    return {(namespace, name): _cached(body)}
+
+
+def _cached(body: kopf.Body) -> dict[str, Any]:
+    """What the watch caches keep of an object: no managedFields (nothing reads them, and they
+    are often the largest part of an object)."""
+    kept = dict(body)
+    meta = kept.get("metadata") or {}
+    kept["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return kept
 
 
 def _owned(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> object:
-    kept = dict(body)
+    kept = _cached(body)
     if kept.get("kind") == "Pod":
         kept.pop("spec", None)  # diagnosis reads pod status only; keep the cache small
-    return {(namespace, labels[INSTANCE]): kept}
+    return {(namespace, labels[INSTANCE_LABEL]): kept}
 
 
 def _bind(kwargs: dict[str, Any]) -> Controller:
@@ -87,13 +79,15 @@ async def child_event(
 ) -> None:
     """A child or one of its pods changed: its GptOssDeployment may need a write."""
     ctl = _bind(kwargs)
-    key = (namespace or "", labels[INSTANCE])
+    key = (namespace or "", labels[INSTANCE_LABEL])
     if type == "DELETED":
         ctl.child_deleted(key, str(body.get("kind", "")), name)
     await ctl.request(key)
 
 
-for _index, _group, _version, _plural, _triggers in WATCHED:
-    kopf.index(_group, _version, _plural, labels=OURS, id=_index)(_owned)
-    if _triggers:
-        kopf.on.event(_group, _version, _plural, labels=OURS, id=f"{_plural}-event")(child_event)
+for _kind in WATCHED_KINDS:
+    kopf.index(_kind.group, _kind.version, _kind.plural, labels=OURS, id=_kind.index)(_owned)
+    if _kind.triggers:
+        kopf.on.event(
+            _kind.group, _kind.version, _kind.plural, labels=OURS, id=f"{_kind.plural}-event"
+        )(child_event)

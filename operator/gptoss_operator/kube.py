@@ -19,6 +19,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
+from gptoss_operator.render import WATCHED_KINDS
 
 FIELD_MANAGER = "gptoss-operator"
 log = logging.getLogger(__name__)
@@ -48,24 +49,22 @@ class Resource:
         return f"{base}{scope}/{self.plural}/{name}{tail}"
 
 
-# The kinds the operator writes; keys are (apiVersion, kind) as they appear in manifests.
+# The GptOssDeployment itself, and every kind from the one table of watched kinds.
+CUSTOM_RESOURCE = Resource(GROUP, VERSION, PLURAL)
 RESOURCES: dict[tuple[str, str], Resource] = {
-    ("apps/v1", "Deployment"): Resource("apps", "v1", "deployments"),
-    ("v1", "Service"): Resource("", "v1", "services"),
-    ("v1", "PersistentVolumeClaim"): Resource("", "v1", "persistentvolumeclaims"),
-    ("policy/v1", "PodDisruptionBudget"): Resource("policy", "v1", "poddisruptionbudgets"),
-    ("networking.k8s.io/v1", "NetworkPolicy"): Resource(
-        "networking.k8s.io", "v1", "networkpolicies"
-    ),
-    ("monitoring.coreos.com/v1", "PodMonitor"): Resource(
-        "monitoring.coreos.com", "v1", "podmonitors"
-    ),
-    (f"{GROUP}/{VERSION}", KIND): Resource(GROUP, VERSION, PLURAL),
+    (f"{GROUP}/{VERSION}", KIND): CUSTOM_RESOURCE,
+    **{(k.api_version, k.kind): Resource(k.group, k.version, k.plural) for k in WATCHED_KINDS},
 }
 
 
 def resource_of(manifest: dict[str, Any]) -> Resource:
     return RESOURCES[(manifest["apiVersion"], manifest["kind"])]
+
+
+def _body(obj: Any) -> bytes:
+    # Not ensure_ascii: its \ud83d-style surrogate escapes for characters outside the Basic
+    # Multilingual Plane are refused by the apiserver's YAML decoder (apply-patch+yaml).
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class Kube:
@@ -111,21 +110,35 @@ class Kube:
             raise KubeError(action, response.status, _reason(data, response.reason))
         return json.loads(data) if data else {}
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply `manifest`, taking over fields others changed (drift is reverted)."""
+    def apply(self, manifest: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply `manifest`, taking over fields others changed (drift is reverted).
+        With `dry_run`, the apiserver answers what it would store and stores nothing."""
         meta = manifest["metadata"]
         path = resource_of(manifest).path(meta["namespace"], meta["name"])
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
         return self._call(
             f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}",
             "PATCH",
             path,
-            body=json.dumps(manifest),
+            body=_body(manifest),
             content_type="application/apply-patch+yaml",
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query=query + ([("dryRun", "All")] if dry_run else []),
         )
 
-    def delete(self, manifest: dict[str, Any]) -> None:
-        """Delete a child; already gone is fine."""
+    def replace(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Replace a child whole (PUT): for edits by others that an apply cannot merge over.
+        `manifest` carries the live resourceVersion, so a concurrent change makes this fail."""
+        meta = manifest["metadata"]
+        return self._call(
+            f"replace {manifest['kind']} {meta['namespace']}/{meta['name']}",
+            "PUT",
+            resource_of(manifest).path(meta["namespace"], meta["name"]),
+            body=manifest,  # JSON: its decoder reads surrogate-pair escapes correctly
+            query=[("fieldManager", FIELD_MANAGER)],
+        )
+
+    def delete(self, manifest: dict[str, Any], propagation: str = "Background") -> None:
+        """Delete a child; already gone is fine. `Orphan` keeps its dependents (pods)."""
         meta = manifest["metadata"]
         path = resource_of(manifest).path(meta["namespace"], meta["name"])
         try:
@@ -133,15 +146,27 @@ class Kube:
                 f"delete {manifest['kind']} {meta['namespace']}/{meta['name']}",
                 "DELETE",
                 path,
-                body={"propagationPolicy": "Background"},
+                body={"propagationPolicy": propagation},
             )
         except KubeError as error:
             if error.status != 404:
                 raise
 
+    def namespace_terminating(self, namespace: str) -> bool:
+        """Whether `namespace` is being deleted (or gone): writes there would only be refused."""
+        try:
+            ns = self._call(f"get namespace {namespace}", "GET", f"/api/v1/namespaces/{namespace}")
+        except KubeError as error:
+            if error.status == 404:
+                return True
+            if error.status == 403:  # no permission to read namespaces: assume it is not
+                return False
+            raise
+        return bool(ns.get("metadata", {}).get("deletionTimestamp"))
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the GptOssDeployment's status subresource (None values remove fields)."""
-        path = RESOURCES[(f"{GROUP}/{VERSION}", KIND)].path(namespace, name, "status")
+        path = CUSTOM_RESOURCE.path(namespace, name, "status")
         return self._call(
             f"patch status {namespace}/{name}",
             "PATCH",

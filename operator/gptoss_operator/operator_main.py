@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 import kopf
 
@@ -13,6 +14,11 @@ def run(args: argparse.Namespace) -> None:
     """Run until stopped; kubeconfig from KUBECONFIG/~/.kube or the pod's service account."""
     namespaces = list(args.namespace or [])
     kopf.configure(verbose=args.verbose)
+    if not args.verbose:
+        # Kopf logs every handled watch event at INFO ("Handler ... succeeded"); the default
+        # level should say what the operator did (its writes, transitions and failures).
+        for name in ("kopf.objects", "kopf.activities.probe"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,

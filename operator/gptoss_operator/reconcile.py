@@ -15,17 +15,17 @@ from gptoss_operator import diagnose
 from gptoss_operator.api import GROUP, KIND, VERSION, GptOssDeploymentSpec
 from gptoss_operator.diagnose import Facts, Observation, Problem
 from gptoss_operator.render import (
+    BY_KIND,
     SPEC_HASH_ANNOTATION,
     endpoint_url,
-    render_children,
-    resolve,
-    selector_labels,
+    render_resolved,
+    resolve_validated,
+    selector_string,
 )
 from gptoss_operator.validation import SpecError, parse_spec
 
-# Children the operator removes again when the spec stops asking for them. The Deployment and
-# Service always exist; a model-cache claim is never pruned (it holds the weights).
-PRUNABLE_KINDS = frozenset({"PodDisruptionBudget", "NetworkPolicy"})
+# Set by the apiserver on every write; never a reason to write again.
+_VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation")
 
 
 @dataclass
@@ -78,6 +78,31 @@ def is_subset(desired: Any, live: Any) -> bool:
         return len(desired) == len(live) and all(map(is_subset, desired, live))
     # The apiserver returns quantities and ports in its own types; compare their text.
     return desired == live or (live is not None and str(desired) == str(live))
+
+
+def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
+    """The path of the first field of `desired` that `live` does not hold (None when
+    `is_subset` holds), for messages that name what keeps differing."""
+    if isinstance(desired, dict) and isinstance(live, dict):
+        for k, v in desired.items():
+            found = first_difference(v, live.get(k), f"{path}.{k}")
+            if found:
+                return found
+        return None
+    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
+        for i, (d, v) in enumerate(zip(desired, live, strict=True)):
+            found = first_difference(d, v, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if is_subset(desired, live) else (path.lstrip(".") or "(whole object)")
+
+
+def stored_content(obj: dict[str, Any]) -> dict[str, Any]:
+    """What an object holds for the operator to compare: everything but status and the
+    metadata the apiserver changes on every write."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_METADATA}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
 def key_of(manifest: dict[str, Any]) -> tuple[str, str]:
@@ -145,16 +170,15 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
     meta = cr["metadata"]
     previous = cr.get("status") or {}
     try:
+        # Validated and resolved once per reconcile; rendering uses the result.
         spec = parse_spec(cr.get("spec") or {})
+        resolved = resolve_validated(spec)
     except SpecError as error:
         return _failed(live, Problem(diagnose.INVALID_SPEC, str(error)), now)
     if apply_failure:
         return _failed(live, apply_failure, now)
 
-    try:
-        desired = render_children(meta["name"], meta["namespace"], spec, owner_reference(cr))
-    except SpecError as error:
-        return _failed(live, Problem(diagnose.INVALID_SPEC, str(error)), now)
+    desired = render_resolved(meta["name"], meta["namespace"], spec, resolved, owner_reference(cr))
     deployment = next(m for m in desired if m["kind"] == "Deployment")
     spec_hash = diagnose.template_hash(deployment, SPEC_HASH_ANNOTATION) or ""
     live_by_key = {key_of(c): c for c in live.children}
@@ -168,14 +192,13 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
         prune=[
             c
             for k, c in live_by_key.items()
-            if k[0] in PRUNABLE_KINDS and k not in {key_of(m) for m in desired}
+            if k[0] in BY_KIND and BY_KIND[k[0]].prunable and k not in {key_of(m) for m in desired}
         ],
     )
-    resolved = resolve(spec)
     facts = Facts(
         replicas=spec.replicas,
         spec_hash=spec_hash,
-        selector=",".join(f"{k}={v}" for k, v in sorted(selector_labels(meta["name"]).items())),
+        selector=selector_string(meta["name"]),
         endpoint=endpoint_url(meta["name"], meta["namespace"], spec),
         tensor_parallel_size=resolved.tensor_parallel_size,
         gpus_per_replica=resolved.gpus_per_replica,

@@ -6,52 +6,49 @@ import copy
 from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
-from gptoss_operator.render.optional import (
-    build_cache_pvc,
-    build_network_policy,
-    build_pdb,
-    build_pod_monitor,
-)
+from gptoss_operator.render.kinds import BY_KIND, CHILD_KINDS, WATCHED_KINDS, WatchedKind
 from gptoss_operator.render.pod import cache_claim_name
 from gptoss_operator.render.resolve import (
     APP_NAME,
+    INSTANCE_LABEL,
     MANAGED_BY,
+    MANAGED_BY_LABEL,
     MODEL_LABEL,
     SPEC_HASH_ANNOTATION,
     Resolved,
     endpoint_url,
     labels,
     resolve,
+    resolve_validated,
     selector_labels,
 )
 from gptoss_operator.render.workload import build_deployment, build_service, spec_hash
 
 __all__ = [
     "APP_NAME",
+    "BY_KIND",
+    "CHILD_KINDS",
+    "INSTANCE_LABEL",
     "MANAGED_BY",
+    "MANAGED_BY_LABEL",
     "MODEL_LABEL",
     "SPEC_HASH_ANNOTATION",
+    "WATCHED_KINDS",
     "Resolved",
+    "WatchedKind",
     "build_deployment",
     "build_service",
     "cache_claim_name",
     "endpoint_url",
     "labels",
     "render_children",
+    "render_resolved",
     "resolve",
+    "resolve_validated",
     "selector_labels",
     "selector_string",
     "spec_hash",
 ]
-
-_BUILDERS = (
-    build_cache_pvc,
-    build_deployment,
-    build_service,
-    build_pdb,
-    build_network_policy,
-    build_pod_monitor,
-)
 
 
 def render_children(
@@ -64,10 +61,21 @@ def render_children(
 
     Raises SpecError when the spec cannot be served. The same input renders identical output.
     """
-    resolved = resolve(spec)
+    return render_resolved(name, namespace, spec, resolve(spec), owner_reference)
+
+
+def render_resolved(
+    name: str,
+    namespace: str,
+    spec: GptOssDeploymentSpec,
+    resolved: Resolved,
+    owner_reference: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """`render_children` for a spec already resolved (the reconcile resolves once)."""
     children = []
-    for build in _BUILDERS:
-        child = build(name, namespace, spec, resolved)
+    for kind in CHILD_KINDS:
+        assert kind.build is not None
+        child = kind.build(name, namespace, spec, resolved)
         if child is None:
             continue
         if owner_reference is not None:

@@ -21,9 +21,12 @@ from gptoss_operator.validation import SpecError, gpu_memory_gib, gpus_per_node,
 
 APP_NAME = "gpt-oss"
 MANAGED_BY = "gptoss-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 COMPONENT = "inference-server"
 SPEC_HASH_ANNOTATION = "gptoss.dev/spec-hash"
 MODEL_LABEL = "gptoss.dev/model"
+# Every child and pod carries it: the watch caches key children by it, server-side.
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 CONTAINER_PORT = 8000
 CACHE_MOUNT = "/models"
 SHM_GIB = 16
@@ -79,6 +82,11 @@ def _version(image: str) -> str:
 def resolve(spec: GptOssDeploymentSpec) -> Resolved:
     """Apply the catalog defaults to a spec. Raises SpecError for a spec that cannot be served."""
     validate_spec(spec)
+    return resolve_validated(spec)
+
+
+def resolve_validated(spec: GptOssDeploymentSpec) -> Resolved:
+    """`resolve` for a spec `validate_spec` (or `parse_spec`) has already accepted."""
     facts = MODELS[spec.model.name]
     acc = spec.accelerator
     memory_gib = gpu_memory_gib(spec)
@@ -136,7 +144,7 @@ def resolve(spec: GptOssDeploymentSpec) -> Resolved:
 
 def selector_labels(name: str) -> dict[str, str]:
     """Labels that select the pods of one GptOssDeployment (Deployment, Service, PDB, scale)."""
-    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": name}
+    return {"app.kubernetes.io/name": APP_NAME, INSTANCE_LABEL: name}
 
 
 def labels(name: str, resolved: Resolved, component: str = COMPONENT) -> dict[str, str]:
@@ -144,7 +152,7 @@ def labels(name: str, resolved: Resolved, component: str = COMPONENT) -> dict[st
     return {
         **selector_labels(name),
         "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         "app.kubernetes.io/version": resolved.version,
         MODEL_LABEL: resolved.model,
     }

@@ -1,0 +1,160 @@
+"""The controller's write discipline on a fake Kube: only differences the apiserver would see
+cost a write, a loop ends in WriteLoop after a bounded number of writes, a burst of edits rolls
+out once, and a refused child leaves the others unchanged."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from gptoss_operator.budget import WRITE_LIMIT
+from gptoss_operator.controller import Controller
+from gptoss_operator.kube import KubeError
+from support.fakekube import FakeKube
+
+KEY = ("ml", "chat")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def resource(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "gptoss.dev/v1alpha1",
+        "kind": "GptOssDeployment",
+        "metadata": {"name": "chat", "namespace": "ml", "uid": "u-1", "generation": 1},
+        "spec": {"model": {"name": "gpt-oss-20b"}, "accelerator": {"profile": "L40S"}} | spec,
+    }
+
+
+def drop_empty_match_labels(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the apiserver does to a NetworkPolicy peer `podSelector: {matchLabels: {}}`."""
+    if obj["kind"] == "NetworkPolicy":
+        for rule in obj["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                if peer.get("podSelector") == {"matchLabels": {}}:
+                    peer["podSelector"] = {}
+    return obj
+
+
+def settle(ctl: Controller, kube: FakeKube, rounds: int = 10) -> None:
+    """Reconcile as watch events would trigger it, each time on a caught-up cache."""
+    for _ in range(rounds):
+        ctl.reconcile(KEY, kube.live())
+
+
+def test_a_normalised_child_costs_one_dry_run_then_nothing() -> None:
+    kube = FakeKube(resource(networkPolicy={"enabled": True}), drop_empty_match_labels)
+    ctl = Controller(kube)  # type: ignore[arg-type]
+    settle(ctl, kube, rounds=1)
+    assert kube.calls["apply NetworkPolicy"] == 1
+    before = copy.deepcopy(kube.calls)
+    settle(ctl, kube, rounds=50)
+    assert kube.calls["apply NetworkPolicy"] == 1, kube.calls
+    assert kube.calls["dry-run"] - before["dry-run"] == 1
+
+
+def test_after_a_restart_a_normalised_child_is_not_written() -> None:
+    kube = FakeKube(resource(networkPolicy={"enabled": True}), drop_empty_match_labels)
+    settle(Controller(kube), kube)  # type: ignore[arg-type]
+    writes = kube.writes()
+    settle(Controller(kube), kube)  # type: ignore[arg-type]  # a new process, no memory
+    assert kube.writes() == writes
+
+
+def test_a_child_that_never_converges_ends_in_write_loop() -> None:
+    stamp = iter(range(10_000))
+
+    def fight(obj: dict[str, Any]) -> dict[str, Any]:
+        # Another controller (or webhook) rewrites a field we own on every write.
+        if obj["kind"] == "Service":
+            obj["metadata"]["labels"]["app.kubernetes.io/name"] = f"other-{next(stamp)}"
+        return obj
+
+    kube = FakeKube(resource(), fight)
+    clock = Clock()
+    ctl = Controller(kube, clock=clock)  # type: ignore[arg-type]
+    settle(ctl, kube, rounds=100)
+    assert kube.calls["apply Service"] == WRITE_LIMIT + 1
+    assert kube.cr["status"]["reason"] == "WriteLoop"
+    degraded = [e for e in kube.events if e[1] == "WriteLoop"]
+    assert len(degraded) == 1
+    assert "Service chat" in degraded[0][2]
+    assert "metadata.labels.app.kubernetes.io/name" in degraded[0][2]
+    # Backing off: later events write nothing until the backoff ends, then a bounded few more.
+    clock.now += 30
+    settle(ctl, kube, rounds=20)
+    assert kube.calls["apply Service"] == WRITE_LIMIT + 1
+    clock.now += 31
+    settle(ctl, kube, rounds=20)
+    assert kube.calls["apply Service"] == 2 * (WRITE_LIMIT + 1)
+
+
+def test_a_burst_of_edits_rolls_out_the_last_template_only() -> None:
+    kube = FakeKube(resource())
+    clock = Clock()
+    ctl = Controller(kube, clock=clock)  # type: ignore[arg-type]
+    settle(ctl, kube, rounds=2)
+    assert kube.calls["apply Deployment"] == 1
+    for i in range(20):  # 20 edits, 50 ms apart
+        kube.cr["metadata"]["generation"] += 1
+        kube.cr["spec"]["engine"] = {"maxNumSeqs": 100 + i}
+        clock.now += 0.05
+        assert ctl.reconcile(KEY, kube.live())  # asks to be woken when the burst is over
+    assert kube.calls["apply Deployment"] == 1
+    clock.now += 2.0
+    settle(ctl, kube, rounds=3)
+    assert kube.calls["apply Deployment"] == 2
+    args = kube.objects[("Deployment", "chat")]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "119" in " ".join(args)  # the last edit's --max-num-seqs
+
+
+def test_a_refused_child_leaves_the_others_unchanged() -> None:
+    kube = FakeKube(resource())
+    ctl = Controller(kube)  # type: ignore[arg-type]
+    settle(ctl, kube, rounds=2)
+    before = copy.deepcopy(kube.objects)
+    kube.cr["metadata"]["generation"] = 2
+    kube.cr["spec"]["service"] = {"port": 9000}
+    kube.cr["spec"]["replicas"] = 2
+
+    def refuse_service(manifest: dict[str, Any]) -> KubeError | None:
+        if manifest["kind"] == "Service":
+            return KubeError("apply Service", 403, "exceeded quota: services")
+        return None
+
+    kube.refuse = refuse_service
+    ctl.reconcile(KEY, kube.live())
+    assert kube.objects == before
+    assert kube.cr["status"]["reason"] == "ApplyFailed"
+
+
+def test_an_apply_refused_over_a_foreign_edit_is_restored_by_replacing() -> None:
+    kube = FakeKube(resource())
+    ctl = Controller(kube)  # type: ignore[arg-type]
+    settle(ctl, kube, rounds=2)
+    # Someone changed the port: our apply now adds a second port named "http".
+    kube.objects[("Service", "chat")]["spec"]["ports"][0]["port"] = 9000
+    kube.refuse = lambda m: (
+        KubeError("apply Service", 422, 'spec.ports[1].name: Duplicate value: "http"')
+        if m["kind"] == "Service"
+        else None
+    )
+    ctl.reconcile(KEY, kube.live())
+    assert kube.calls["replace Service"] == 1
+    assert kube.objects[("Service", "chat")]["spec"]["ports"][0]["port"] == 8000
+    assert [e[1] for e in kube.events].count("DriftRestored") == 1
+
+
+def test_a_persistent_error_in_pure_code_ends_in_status(monkeypatch: Any) -> None:
+    kube = FakeKube(resource())
+    ctl = Controller(kube)  # type: ignore[arg-type]
+    live = kube.live()
+    ctl._report_failure(KEY, ctl._state(KEY), live, AttributeError("boom"))
+    assert kube.cr["status"]["reason"] == "ReconcileError"
+    assert "AttributeError: boom" in kube.cr["status"]["message"]
