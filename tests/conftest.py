@@ -15,6 +15,7 @@ from support.operator import OperatorProcess
 from support.testbed import REPO, TESTBED_SCRIPTS, Testbed, binaries, wait_until
 
 CRD_FILE = REPO / "manifests" / "crds" / "gptossdeployments.yaml"
+PODMONITOR_CRD = TESTBED_SCRIPTS / "crds" / "podmonitors.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +65,15 @@ def namespace(testbed: Testbed, request: pytest.FixtureRequest) -> Iterator[str]
 @pytest.fixture(scope="session")
 def gptoss_crd(testbed: Testbed) -> Path:
     """The GptOssDeployment CRD from manifests/, applied server-side and Established."""
-    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    # The PodMonitor CRD too, before the operator starts: it watches only kinds that exist.
+    for crd in (CRD_FILE, PODMONITOR_CRD):
+        testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
     testbed.kubectl(
-        "wait", "--for=condition=Established", "crd/gptossdeployments.gptoss.dev", "--timeout=60s"
+        "wait",
+        "--for=condition=Established",
+        "crd/gptossdeployments.gptoss.dev",
+        "crd/podmonitors.monitoring.coreos.com",
+        "--timeout=60s",
     )
     return CRD_FILE
 

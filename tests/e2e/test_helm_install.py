@@ -53,10 +53,7 @@ FORBIDDEN = [
     ("list", "secrets", False),
     ("create", "configmaps", True),
     ("get", "configmaps", True),
-    ("delete", "deployments.apps", True),
-    ("delete", "services", True),
     ("delete", "persistentvolumeclaims", True),
-    ("delete", "podmonitors.monitoring.coreos.com", True),
     ("get", "persistentvolumeclaims", True),
     ("create", "pods", True),
     ("delete", "pods", True),
@@ -65,7 +62,6 @@ FORBIDDEN = [
     ("patch", "gptossdeployments.gptoss.dev", True),
     ("delete", "gptossdeployments.gptoss.dev", True),
     ("create", "gptossdeployments.gptoss.dev", True),
-    ("update", "deployments.apps", True),
     ("patch", "replicasets.apps", True),
     ("patch", "nodes", False),
     ("list", "nodes", False),
@@ -93,9 +89,14 @@ ALLOWED = [
         )
         for verb in ("list", "watch", "create", "patch")
     ],
+    *[(verb, kind) for kind in ("deployments.apps", "services") for verb in ("update", "delete")],
     *[
         (verb, kind)
-        for kind in ("poddisruptionbudgets.policy", "networkpolicies.networking.k8s.io")
+        for kind in (
+            "poddisruptionbudgets.policy",
+            "networkpolicies.networking.k8s.io",
+            "podmonitors.monitoring.coreos.com",
+        )
         for verb in ("list", "watch", "create", "patch", "delete")
     ],
     ("list", "replicasets.apps"),

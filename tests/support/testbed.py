@@ -157,8 +157,21 @@ class Testbed:
         ]
 
     def audit_writes(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
-        """Write requests (create/update/patch/delete) the apiserver recorded after `since`."""
-        return [e for e in self.audit_events(since, user) if e.get("verb") in WRITE_VERBS]
+        """Write requests (create/update/patch/delete) the apiserver recorded after `since`;
+        server-side dry-runs store nothing and are counted apart (`audit_dry_runs`)."""
+        return [
+            e
+            for e in self.audit_events(since, user)
+            if e.get("verb") in WRITE_VERBS and not _dry_run(e)
+        ]
+
+    def audit_dry_runs(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
+        """Server-side dry-run requests recorded after `since`."""
+        return [e for e in self.audit_events(since, user) if _dry_run(e)]
+
+
+def _dry_run(event: dict[str, Any]) -> bool:
+    return "dryRun=All" in event.get("requestURI", "")
 
 
 def describe_write(event: dict[str, Any]) -> str:

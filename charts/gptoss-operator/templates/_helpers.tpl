@@ -68,12 +68,14 @@ CRDs is skipped by Kopf with a warning.
 - apiGroups: ["gptoss.dev"]
   resources: ["gptossdeployments/finalizers"]
   verbs: ["update"]
+# update and delete: a child another client edited so that an apply cannot merge over it (a
+# changed Service port, a Deployment selector) is replaced, or deleted and created again.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
@@ -85,7 +87,7 @@ CRDs is skipped by Kopf with a warning.
   verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Rollout history and pod health, for status and rollback.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
@@ -108,9 +110,9 @@ being created and deleted. Cluster-wide it never reads namespaces.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
-{{- if .Values.watchNamespaces }}
+# get: before re-creating a deleted child, whether its namespace is being deleted (no writes
+# that would only be refused).
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["list", "watch"]
-{{- end }}
+  verbs: ["get"{{ if .Values.watchNamespaces }}, "list", "watch"{{ end }}]
 {{- end }}
