@@ -17,7 +17,7 @@ WINDOW_SECONDS = 60.0
 FIRST_BACKOFF_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 960.0
 
-Child = tuple[str, str]  # (kind, name)
+Child = tuple[str, ...]  # (kind, name, field): what is written again and again
 
 
 @dataclass

@@ -69,7 +69,7 @@ class _KeyState:
     # Fingerprints of (desired, live) pairs the apiserver's dry-run found already applied.
     verdicts: dict[Child, str] = field(default_factory=dict)
     budget: WriteBudget = field(default_factory=WriteBudget)
-    loop: tuple[Child, diagnose.Problem] | None = None
+    loop: tuple[tuple[str, ...], diagnose.Problem] | None = None
     generation: int | None = None
     edited_at: float = float("-inf")
     burst_since: float = float("-inf")
@@ -206,6 +206,7 @@ class Controller:
         now = _now()
         wake: float | None = None
         if state.loop and state.budget.blocked(state.loop[0]):
+            # Backing off from a write loop: no child writes until the backoff ends.
             result = plan(live, now, apply_failure=state.loop[1])
             wake = state.budget.blocked(state.loop[0])
         else:
@@ -327,8 +328,6 @@ class Controller:
                         raise
         for manifest in writes:
             child = key_of(manifest)
-            if state.budget.blocked(child):
-                continue
             current = live_by_key.get(child)
             answer: dict[str, Any] | None
             try:
@@ -347,7 +346,9 @@ class Controller:
             state.verdicts.pop(child, None)
             if answer is not None:
                 state.applied[child] = (_version(answer), manifest)
-            backoff = state.budget.record(child)
+            # Counted per child and field: another client editing many fields once each is
+            # drift to correct; one field differing again after every write is a loop.
+            backoff = state.budget.record((*child, what or "(absent)"))
             if backoff:
                 self._trip(state, child, what, backoff, manifest["metadata"]["namespace"])
                 return
@@ -361,7 +362,10 @@ class Controller:
             "apiserver stores (another controller or an admission webhook may change it back)"
         )
         log.warning("%s/%s: %s; backing off %.0fs", ns, child[1], message, backoff)
-        state.loop = (child, diagnose.Problem(diagnose.WRITE_LOOP, message))
+        state.loop = (
+            (*child, field_ or "(absent)"),
+            diagnose.Problem(diagnose.WRITE_LOOP, message),
+        )
 
     def _restore(
         self,

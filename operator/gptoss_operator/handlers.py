@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from gptoss_operator.api import GROUP, PLURAL, VERSION
+from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.controller import Controller
 from gptoss_operator.kube import Kube
 from gptoss_operator.render import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, WATCHED_KINDS
@@ -52,11 +52,26 @@ def _cached(body: kopf.Body) -> dict[str, Any]:
     return kept
 
 
+def _owner(namespace: str | None, labels: kopf.Labels, body: kopf.Body) -> tuple[str, str]:
+    """The GptOssDeployment a child belongs to: its controller owner reference, which another
+    client's edit of the labels does not change (a child whose labels were edited leaves the
+    label-selected watch with a DELETED event that must reach its owner); for pods and
+    ReplicaSets, owned by the Deployment, the instance label."""
+    for ref in body.get("metadata", {}).get("ownerReferences") or ():
+        if (
+            ref.get("controller")
+            and ref.get("kind") == KIND
+            and ref.get("apiVersion", "").startswith(GROUP)
+        ):
+            return namespace or "", str(ref["name"])
+    return namespace or "", str(labels.get(INSTANCE_LABEL, ""))
+
+
 def _owned(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> object:
     kept = _cached(body)
     if kept.get("kind") == "Pod":
         kept.pop("spec", None)  # diagnosis reads pod status only; keep the cache small
-    return {(namespace, labels[INSTANCE_LABEL]): kept}
+    return {_owner(namespace, labels, body): kept}
 
 
 def _bind(kwargs: dict[str, Any]) -> Controller:
@@ -79,7 +94,7 @@ async def child_event(
 ) -> None:
     """A child or one of its pods changed: its GptOssDeployment may need a write."""
     ctl = _bind(kwargs)
-    key = (namespace or "", labels[INSTANCE_LABEL])
+    key = _owner(namespace, labels, body)
     if type == "DELETED":
         ctl.child_deleted(key, str(body.get("kind", "")), name)
     await ctl.request(key)

@@ -10,7 +10,6 @@ writes (and 0 dry-runs) in a 30 s window, counted from the apiserver's audit log
 from __future__ import annotations
 
 import collections
-import math
 import os
 import random
 import time
@@ -27,7 +26,6 @@ from support.gptoss import apply_all, condition
 from support.operator import OperatorProcess
 from support.specgen import (
     API_KEY_SECRET,
-    GPUS_PER_NODE,
     SHARED_CLAIM,
     Drawn,
     draw,
@@ -81,14 +79,14 @@ def prerequisites(testbed: Testbed, namespace: str) -> None:
 
 
 def nodes_for(testbed: Testbed, stack: ExitStack, drawn: list[Drawn]) -> None:
-    """Enough extra nodes of each kind for every pod, with room left for fragmentation."""
-    need: collections.Counter[str] = collections.Counter()
+    """A node of the right kind for every pod: the scheduler spreads pods over the least
+    allocated nodes, so a pool sized by GPU count leaves no empty node for a TP 8 pod."""
+    pods: collections.Counter[str] = collections.Counter()
     for d in drawn:
-        if d.node_kind:
-            need[d.node_kind] += d.gpus
-    for kind, gpus in need.items():
-        count = math.ceil(gpus * 1.5 / GPUS_PER_NODE[kind]) + 1
-        stack.enter_context(testbed.extra_nodes(f"conv-{kind}", kind, count))
+        if d.node_kind and d.gpus:
+            pods[d.node_kind] += int(d.body["spec"].get("replicas", 1))
+    for kind, count in pods.items():
+        stack.enter_context(testbed.extra_nodes(f"conv-{kind}", kind, count + 1))
 
 
 def reached(obj: dict[str, Any], expect: tuple[str, str]) -> bool:
@@ -134,12 +132,16 @@ def test_every_drawn_spec_converges_then_goes_quiet(
             items = testbed.get("-n", namespace, "gptossdeployments")["items"]
             got = {i["metadata"]["name"]: i for i in items}
             return [
-                f"{n}: want {d.expect}, status {got.get(n, {}).get('status', {}).get('reason')}"
+                f"{n}: want {d.expect}, status {got.get(n, {}).get('status', {}).get('reason')}: "
+                f"{got.get(n, {}).get('status', {}).get('message')} (spec {d.body['spec']})"
                 for n, d in by_name.items()
                 if not reached(got.get(n, {}), d.expect)
             ]
 
-        wait_until(lambda: not pending(), 240, f"every resource in its state: {pending()[:5]}")
+        try:
+            wait_until(lambda: not pending(), 240, "every resource in its expected state")
+        except AssertionError as timeout:
+            raise AssertionError(f"{timeout}: {pending()[:5]}") from None
         converged = time.monotonic() - started
 
         live: dict[str, set[tuple[str, str]]] = collections.defaultdict(set)

@@ -18,7 +18,7 @@ from kubernetes import client, config
 
 from gptoss_operator.render import render_children
 from gptoss_operator.validation import parse_spec
-from support.gptoss import apply, apply_all, child, manifest, ready_count, wait_condition
+from support.gptoss import apply, apply_all, child, get, manifest, ready_count, wait_condition
 from support.operator import OperatorProcess
 from support.testbed import Testbed, describe_write, wait_until
 
@@ -173,8 +173,14 @@ def test_a_burst_of_edits_rolls_out_at_most_two_templates(
             {"spec": {"engine": {"maxNumSeqs": 100 + i}}},
         )
     took = time.monotonic() - started
-    final = wait_condition(testbed, namespace, "burst", "Ready", timeout=60)
-    assert final["status"]["observedGeneration"] == final["metadata"]["generation"]
+
+    def rolled_out() -> bool:
+        cr = get(testbed, namespace, "burst")
+        status = cr.get("status", {})
+        done = status.get("observedGeneration") == cr["metadata"]["generation"]
+        return done and status.get("phase") == "Ready"
+
+    wait_until(rolled_out, 60, "the last edit rolled out")
     deployment = child(testbed, namespace, "Deployment", "burst")
     assert deployment is not None
     assert "119" in " ".join(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
