@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptoss_operator import diagnose
+from gptoss_operator import diagnose, settings
 from gptoss_operator.api import GROUP, KIND, VERSION, GptOssDeploymentSpec
 from gptoss_operator.diagnose import Facts, Observation, Problem
 from gptoss_operator.render import (
@@ -152,7 +152,13 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
         return _failed(live, apply_failure, now)
 
     try:
-        desired = render_children(meta["name"], meta["namespace"], spec, owner_reference(cr))
+        desired = render_children(
+            meta["name"],
+            meta["namespace"],
+            spec,
+            owner_reference(cr),
+            settings.current().gpu_node_labels,
+        )
     except SpecError as error:
         return _failed(live, Problem(diagnose.INVALID_SPEC, str(error)), now)
     deployment = next(m for m in desired if m["kind"] == "Deployment")
