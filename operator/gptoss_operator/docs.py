@@ -102,6 +102,12 @@ def defaults_md() -> str:
         '- CPU: vLLM\'s optimization guide, "CPU Resources for GPU Deployments": at least '
         "2 x (2 + N) vCPUs for N GPUs "
         "(https://docs.vllm.ai/en/latest/configuration/optimization.html).",
+        "- Model-cache disk (emptyDir size limit and ephemeral-storage request): the "
+        "safetensors files of the Hugging Face repository (vLLM skips its `original/` copy, "
+        "`vllm/model_executor/model_loader/weight_utils.py`) plus room for the compile cache.",
+        "- Startup budgets are the operator's estimates: load, compile and CUDA-graph capture "
+        "from a warm cache, plus the download at about 100 MB/s when the pod fetches the weights "
+        "itself (vLLM issue #17676 reports 10-40 minutes for 120b from network storage).",
         "",
         "| Profile | Sources (memory, GPUs per node, product labels) |",
         "|---|---|",

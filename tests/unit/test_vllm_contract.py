@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,6 +119,18 @@ def test_batch_default_matches_vllm(
     monkeypatch.setattr(platform, "is_cpu", classmethod(lambda cls: False))
     batched, _ = EngineArgs.get_batch_defaults(world_size=1)
     assert batched[UsageContext.OPENAI_API_SERVER] == profile.vllm_default_batched_tokens
+
+
+def test_vllm_files_cited_in_the_docs_exist(vllm_serve: Parse) -> None:
+    """docs/defaults.md cites vLLM source files as sources: they must exist in the pinned wheel."""
+    import vllm
+
+    root = Path(vllm.__file__).parent.parent
+    text = (Path(__file__).resolve().parents[2] / "docs" / "defaults.md").read_text()
+    cited = set(re.findall(r"`(vllm/[\w/]+\.py)`", text))
+    assert len(cited) >= 4, cited
+    missing = [c for c in sorted(cited) if not (root / c).is_file()]
+    assert missing == [], f"not in vLLM {VLLM_VERSION}: {missing}"
 
 
 def test_b200_moe_kernel_is_vllms_own_choice(vllm_serve: Parse) -> None:
