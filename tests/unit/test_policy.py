@@ -208,3 +208,17 @@ def test_endpoint_and_selector() -> None:
         "protocol": "TCP",
         "appProtocol": "http",
     }
+
+
+def test_compile_cache_can_move_off_a_read_only_claim() -> None:
+    spec = GptOssDeploymentSpec.model_validate(
+        {
+            "model": {"name": "gpt-oss-20b"},
+            "modelCache": {"existingClaimName": "ro-weights", "offline": True},
+            "engine": {"extraEnv": [{"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"}]},
+        }
+    )
+    (container,) = _pod(spec)["containers"]
+    assert [e for e in container["env"] if e["name"] == "VLLM_CACHE_ROOT"] == [
+        {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"}
+    ]

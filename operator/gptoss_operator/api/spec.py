@@ -118,7 +118,9 @@ class ApiSettings(ApiModel):
 
 
 class ModelCache(ApiModel):
-    """Where the weights are cached (HF_HOME). Without a claim, an emptyDir per pod."""
+    """Where the weights are cached (HF_HOME). Without a claim, an emptyDir per pod sized for the
+    model. vLLM's compile cache (VLLM_CACHE_ROOT) goes to its vllm/ directory so restarts skip
+    recompiling; for a read-only claim, point VLLM_CACHE_ROOT elsewhere with engine.extraEnv."""
 
     existing_claim_name: str | None = Field(default=None, max_length=253)
     """An existing PersistentVolumeClaim to mount at HF_HOME."""

@@ -62,7 +62,8 @@ def vllm_env(spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[str, Any]]:
     env[f.HF_HOME] = {"name": f.HF_HOME, "value": CACHE_MOUNT}
     # torch.compile's cache next to the weights, so a restarted pod on a claim skips recompiling
     # (vLLM keys it by config hash under VLLM_CACHE_ROOT, default ~/.cache/vllm in the container).
-    env[f.VLLM_CACHE_ROOT] = {"name": f.VLLM_CACHE_ROOT, "value": VLLM_CACHE_DIR}
+    # A default only: a read-only claim needs it elsewhere (extraEnv, e.g. /tmp/vllm).
+    env.setdefault(f.VLLM_CACHE_ROOT, {"name": f.VLLM_CACHE_ROOT, "value": VLLM_CACHE_DIR})
     env[f.VLLM_NO_USAGE_STATS] = {"name": f.VLLM_NO_USAGE_STATS, "value": "1"}
     if spec.model_cache.offline:
         env[f.HF_HUB_OFFLINE] = {"name": f.HF_HUB_OFFLINE, "value": "1"}
