@@ -152,7 +152,9 @@ class Resources(ApiModel):
 
 
 class Scheduling(ApiModel):
-    """Pod placement in addition to the accelerator's."""
+    """Pod placement in addition to the accelerator's. Replicas are spread over nodes as a
+    preference (topologySpreadConstraints on kubernetes.io/hostname, ScheduleAnyway: a hard rule
+    would leave replicas Pending while GPUs are free on a node that already runs one)."""
 
     node_selector: LabelMap = Field(default_factory=dict)
     """Node labels the pods require."""
