@@ -9,7 +9,7 @@ generated docs cannot disagree.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 # The one vLLM version: the default image tag and the `vllm` extra in pyproject.toml (a unit test
@@ -54,8 +54,13 @@ class ModelFacts:
     """Start-to-ready with weights already on the cache volume (load, compile, CUDA graphs)."""
     download_budget_seconds: int
     """Extra time when the pod downloads the weights itself (no offline mode)."""
-    cpu: str
     memory: str
+    """Host memory of one replica, before the /dev/shm volume is added."""
+    cache_disk_gib: int
+    """Disk the model-cache volume needs: the safetensors files (vLLM skips the repository's
+    `original/` and `metal/` copies, vllm/model_executor/model_loader/weight_utils.py) plus room
+    for the torch.compile cache (VLLM_CACHE_ROOT) and the tokenizer files."""
+    sources: tuple[str, ...]
 
     @property
     def min_vram_gib(self) -> int:
@@ -63,9 +68,8 @@ class ModelFacts:
         return math.ceil(self.weights_gib * (1 + WEIGHTS_MARGIN))
 
 
-# Sources: model cards https://huggingface.co/openai/gpt-oss-20b, https://huggingface.co/openai/gpt-oss-120b,
-# arXiv:2508.10925; recipe schema models/openai/gpt-oss-{20b,120b}.yaml in vllm-project/recipes;
-# launch blog https://blog.vllm.ai/2025/08/05/gpt-oss.html ("63 GB (120B) and 14 GB (20B)").
+# Sources: model cards, the recipe schema models/openai/gpt-oss-{20b,120b}.yaml in
+# vllm-project/recipes, and the launch blog ("63 GB (120B) and 14 GB (20B)").
 # KV per token (BF16): 2 x 8 KV heads x 64 dims x 2 B per full-attention layer: 120b ~4.5 GiB and
 # 20b ~3 GiB per 131k-token sequence, hence reserves of ~3.5 and 2 such sequences.
 MODELS: dict[str, ModelFacts] = {
@@ -82,8 +86,14 @@ MODELS: dict[str, ModelFacts] = {
         kv_heads=8,
         startup_budget_seconds=600,
         download_budget_seconds=600,
-        cpu="4",
         memory="32Gi",
+        cache_disk_gib=20,  # 13.8 GB of safetensors
+        sources=(
+            "https://huggingface.co/openai/gpt-oss-20b",
+            "https://github.com/vllm-project/recipes/blob/main/models/openai/gpt-oss-20b.yaml",
+            "https://blog.vllm.ai/2025/08/05/gpt-oss.html",
+            "https://arxiv.org/abs/2508.10925",
+        ),
     ),
     "gpt-oss-120b": ModelFacts(
         name="gpt-oss-120b",
@@ -99,8 +109,14 @@ MODELS: dict[str, ModelFacts] = {
         startup_budget_seconds=900,
         # 65 GB at 100 MB/s is ~11 min; vllm#17676 reports 10-40 min on network storage.
         download_budget_seconds=1800,
-        cpu="8",
         memory="96Gi",
+        cache_disk_gib=80,  # 65.2 GB of safetensors
+        sources=(
+            "https://huggingface.co/openai/gpt-oss-120b",
+            "https://github.com/vllm-project/recipes/blob/main/models/openai/gpt-oss-120b.yaml",
+            "https://blog.vllm.ai/2025/08/05/gpt-oss.html",
+            "https://github.com/vllm-project/vllm/issues/17676",
+        ),
     ),
 }
 
@@ -111,43 +127,137 @@ class GpuProfile:
 
     name: str
     memory_gib: float
+    """Memory of one GPU as the driver reports it (`nvidia-smi` memory.total, MiB / 1024): what
+    vLLM's `--gpu-memory-utilization` is a share of, a little below the marketing GB."""
     architecture: Architecture
     product_labels: tuple[str, ...]
     gpus_per_node: int
-    flags: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
+    device_name: str
+    """The name CUDA reports (`torch.cuda.get_device_name`), which vLLM's batch defaults look at."""
+    sources: tuple[str, ...]
+    """Where the memory, GPUs per node and label values come from."""
+    recipe_batched_tokens: int | None = None
+    """`--max-num-batched-tokens` from the recipe's YAML for this architecture; None: the recipe
+    gives none and vLLM's per-device default applies (`vllm_default_batched_tokens`)."""
+    cudagraph_capture_size: int | None = None
+    """`--max-cudagraph-capture-size` from the recipe's YAML; None: vLLM's default."""
     kv_cache_dtype: str | None = None
+
+    @property
+    def vllm_default_batched_tokens(self) -> int:
+        """vLLM 0.33's `--max-num-batched-tokens` for the API server on this GPU.
+
+        `EngineArgs.get_batch_defaults` (vllm/engine/arg_utils.py): 16384 at 160 GiB or more,
+        8192 at 70 GiB or more unless the name says A100 (vLLM PR #17885: larger values cut A100
+        throughput), 2048 otherwise. The contract test runs that function for every profile.
+        """
+        if self.memory_gib >= 160:
+            return 16384
+        if self.memory_gib >= 70 and "a100" not in self.device_name.lower():
+            return 8192
+        return 2048
 
 
 # Recipe "Recipe for NVIDIA Blackwell & Hopper Hardware": GPT-OSS_Hopper.yaml and
-# GPT-OSS_Blackwell.yaml (vllm-project/recipes OpenAI/). Ampere and Ada need nothing: vLLM picks
-# the Triton attention backend and Marlin MXFP4 MoE by itself.
-_CUDAGRAPH = ("--max-cudagraph-capture-size", "2048")
-# "Use FlashInfer MXFP4+MXFP8 MoE"; without it Blackwell hits "Sinks must be of type float32".
-_BLACKWELL_ENV = (("VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8", "1"),)
+# GPT-OSS_Blackwell.yaml (vllm-project/recipes OpenAI/) set max-num-batched-tokens 8192 and
+# max-cudagraph-capture-size 2048, Blackwell adds kv-cache-dtype fp8. Ampere and Ada get nothing:
+# the recipe's A100 section runs plain `vllm serve`, vLLM picks the Triton attention backend and
+# Marlin MXFP4 MoE by itself, and its per-device batch default (2048 below 70 GiB and on A100).
+# The recipe's Blackwell env var VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8 is gone from vLLM 0.33's
+# vllm/envs.py (it would be ignored): 0.33 picks the MoE kernel in
+# vllm/model_executor/layers/fused_moe/oracle/mxfp4.py, whose gpt-oss priority list starts with
+# FlashInfer TRT-LLM MXFP4 (BF16 activations, the reference precision) on SM100. The recipe's
+# MXFP8-activation variant trades accuracy for speed; opting in is left to extraArgs
+# (`--moe-backend` and the quantization config's MoE activation).
+RECIPE = "https://docs.vllm.ai/projects/recipes/en/latest/OpenAI/GPT-OSS.html"
+_RECIPE_BATCHED_TOKENS = 8192
+_RECIPE_CUDAGRAPH = 2048
 
 # Product label values as GPU Feature Discovery publishes them (nvidia-smi product name, spaces
-# turned into dashes), one profile covering the SXM and PCIe/NVL variants of the same memory size.
+# turned into dashes), one profile covering the SXM and PCIe/NVL variants of the same memory size
+# (the smaller memory of the variants counts). Memory: nvidia-smi memory.total in MiB / 1024.
+_GFD = "https://github.com/NVIDIA/k8s-device-plugin#gpu-feature-discovery"
 PROFILES: dict[str, GpuProfile] = {
     "H100-80GB": GpuProfile(
         "H100-80GB",
-        80,
+        79.6,  # 81559 MiB
         "hopper",
         ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL"),
-        8,
-        _CUDAGRAPH,
+        8,  # HGX/DGX H100, AWS p5.48xlarge, GCP a3-highgpu-8g
+        "NVIDIA H100 80GB HBM3",
+        (RECIPE, _GFD, "https://aws.amazon.com/ec2/instance-types/p5/"),
+        _RECIPE_BATCHED_TOKENS,
+        _RECIPE_CUDAGRAPH,
     ),
-    "H200": GpuProfile("H200", 141, "hopper", ("NVIDIA-H200", "NVIDIA-H200-NVL"), 8, _CUDAGRAPH),
+    "H200": GpuProfile(
+        "H200",
+        140.4,  # 143771 MiB
+        "hopper",
+        ("NVIDIA-H200", "NVIDIA-H200-NVL"),
+        8,  # HGX H200, AWS p5e.48xlarge
+        "NVIDIA H200",
+        (RECIPE, _GFD, "https://aws.amazon.com/ec2/instance-types/p5/"),
+        _RECIPE_BATCHED_TOKENS,
+        _RECIPE_CUDAGRAPH,
+    ),
     "A100-80GB": GpuProfile(
-        "A100-80GB", 80, "ampere", ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"), 8
+        "A100-80GB",
+        80,  # 81920 MiB
+        "ampere",
+        ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"),
+        8,  # DGX A100, AWS p4de.24xlarge
+        "NVIDIA A100-SXM4-80GB",
+        (RECIPE, _GFD, "https://aws.amazon.com/ec2/instance-types/p4/"),
     ),
     "A100-40GB": GpuProfile(
-        "A100-40GB", 40, "ampere", ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"), 8
+        "A100-40GB",
+        40,  # 40960 MiB
+        "ampere",
+        ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"),
+        8,  # AWS p4d.24xlarge, GCP a2-highgpu-8g
+        "NVIDIA A100-SXM4-40GB",
+        (RECIPE, _GFD, "https://aws.amazon.com/ec2/instance-types/p4/"),
     ),
-    "L40S": GpuProfile("L40S", 48, "ada", ("NVIDIA-L40S",), 4),
-    "L4": GpuProfile("L4", 24, "ada", ("NVIDIA-L4",), 1),
+    "L40S": GpuProfile(
+        "L40S",
+        45.0,  # 46068 MiB with ECC on (default), marketed as 48 GB
+        "ada",
+        ("NVIDIA-L40S",),
+        4,  # AWS g6e.12xlarge/24xlarge (g6e.48xlarge has 8)
+        "NVIDIA L40S",
+        (
+            _GFD,
+            "https://github.com/akash-network/provider-configs/pull/99",
+            "https://aws.amazon.com/ec2/instance-types/g6e/",
+        ),
+    ),
+    "L4": GpuProfile(
+        "L4",
+        22.5,  # 23034 MiB, marketed as 24 GB
+        "ada",
+        ("NVIDIA-L4",),
+        # L4 servers carry 1, 2, 4 or 8: GCP g2-standard-48 and AWS g6.12xlarge/24xlarge have 4,
+        # g2-standard-96 and g6.48xlarge have 8. 4 is the most GPUs both common multi-GPU shapes
+        # offer; set accelerator.gpusPerNode for 8- or 1-GPU nodes.
+        4,
+        "NVIDIA L4",
+        (
+            _GFD,
+            "https://cloud.google.com/compute/docs/gpus#l4-gpus",
+            "https://aws.amazon.com/ec2/instance-types/g6/",
+        ),
+    ),
     "B200": GpuProfile(
-        "B200", 180, "blackwell", ("NVIDIA-B200",), 8, _CUDAGRAPH, _BLACKWELL_ENV, "fp8"
+        "B200",
+        179.0,  # 183359 MiB
+        "blackwell",
+        ("NVIDIA-B200",),
+        8,  # HGX/DGX B200, AWS p6-b200.48xlarge
+        "NVIDIA B200",
+        (RECIPE, _GFD, "https://aws.amazon.com/ec2/instance-types/p6/"),
+        _RECIPE_BATCHED_TOKENS,
+        _RECIPE_CUDAGRAPH,
+        "fp8",
     ),
 }
 DEFAULT_PROFILE = "H100-80GB"
@@ -192,21 +302,20 @@ def default_tensor_parallel(
     return allowed[-1] if allowed else None
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """The recipe's per-architecture additions to the command line and environment."""
-
-    flags: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    kv_cache_dtype: str | None = None
+def cpu_request(gpus: int) -> int:
+    """vCPUs for a replica on `gpus` GPUs: vLLM asks for at least 2 x (2 + N) ("CPU Resources
+    for GPU Deployments", https://docs.vllm.ai/en/latest/configuration/optimization.html): the
+    API server, the engine core and a process per GPU each want cores of their own."""
+    return 2 * (2 + gpus)
 
 
-def recipe(profile: str | None) -> Recipe:
-    """Recipe flags and env for a profile; a custom accelerator gets none."""
-    if profile is None:
-        return Recipe()
-    p = PROFILES[profile]
-    return Recipe(p.flags, dict(p.env), p.kv_cache_dtype)
+GpuNodeLabels = dict[str, dict[str, tuple[str, ...]]]
+"""Per profile: node label key -> values a node of that GPU type carries (any key matches)."""
+
+DEFAULT_GPU_NODE_LABELS: GpuNodeLabels = {
+    p.name: {GPU_PRODUCT_LABEL: p.product_labels} for p in PROFILES.values()
+}
+"""GPU feature discovery's labels; the operator's --gpu-node-labels replaces them per profile."""
 
 
 def startup_budget(model: str, downloads: bool) -> int:

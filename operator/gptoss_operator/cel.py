@@ -86,10 +86,22 @@ def spec_rules() -> list[Rule]:
         },
         {
             "rule": "!has(self.modelCache) || !has(self.modelCache.offline) || "
-            "!self.modelCache.offline || has(self.modelCache.existingClaimName) || "
-            "has(self.modelCache.size)",
-            "message": "spec.modelCache.offline needs a cache volume (existingClaimName or size)",
+            "!self.modelCache.offline || has(self.modelCache.existingClaimName)",
+            "message": "spec.modelCache.offline needs an existing, pre-populated claim "
+            "(existingClaimName): an emptyDir or a new claim from size starts empty",
             "fieldPath": ".modelCache.offline",
+            "reason": "FieldValueInvalid",
+        },
+        {
+            # Scaling through the scale subresource is validated too, so HPA and kubectl scale
+            # cannot get past it either.
+            "rule": "!has(self.modelCache) || !has(self.modelCache.size) || "
+            "has(self.modelCache.existingClaimName) || !has(self.replicas) || self.replicas <= 1"
+            " || (has(self.modelCache.accessModes) && "
+            "self.modelCache.accessModes.exists(m, m != 'ReadWriteOnce'))",
+            "message": "spec.modelCache.accessModes: a ReadWriteOnce claim mounts on one node "
+            "only, so more than one replica needs ReadWriteMany",
+            "fieldPath": ".modelCache.accessModes",
             "reason": "FieldValueInvalid",
         },
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_one(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def _render_one(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     from gptoss_operator.render import render_children
+    from gptoss_operator.settings import parse_gpu_node_labels
     from gptoss_operator.validation import parse_spec
 
     if doc.get("kind") != KIND or doc.get("apiVersion") != f"{GROUP}/{VERSION}":
@@ -39,7 +41,8 @@ def _render_one(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if not name:
         raise ValueError("metadata.name is required")
     spec = parse_spec(doc.get("spec") or {})
-    return render_children(name, meta.get("namespace", "default"), spec)
+    labels = parse_gpu_node_labels(args.gpu_node_labels)
+    return render_children(name, meta.get("namespace", "default"), spec, gpu_node_labels=labels)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -50,7 +53,7 @@ def _render(args: argparse.Namespace) -> int:
     try:
         for doc in yaml.safe_load_all(text):
             if doc:
-                children += _render_one(doc)
+                children += _render_one(doc, args)
     except (SpecError, ValueError, yaml.YAMLError) as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 1
@@ -64,6 +67,20 @@ def _run(args: argparse.Namespace) -> int:
     return int(operator_main.run(args) or 0)
 
 
+def _gpu_node_labels_arg(p: argparse.ArgumentParser) -> None:
+    from gptoss_operator.settings import GPU_NODE_LABELS_ENV
+
+    p.add_argument(
+        "--gpu-node-labels",
+        default=os.environ.get(GPU_NODE_LABELS_ENV, ""),
+        metavar="JSON",
+        help="node labels of each GPU profile, replacing GPU feature discovery's "
+        "nvidia.com/gpu.product for the profiles given, e.g. "
+        '\'{"L4": {"cloud.google.com/gke-accelerator": ["nvidia-l4"]}}\' '
+        f"(default: ${GPU_NODE_LABELS_ENV})",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `gptoss-operator`."""
     p = argparse.ArgumentParser(
@@ -75,6 +92,7 @@ def parser() -> argparse.ArgumentParser:
         "render", help="print the manifests of a GptOssDeployment file (no cluster needed)"
     )
     render.add_argument("-f", "--file", required=True, help="GptOssDeployment YAML, - for stdin")
+    _gpu_node_labels_arg(render)
     render.set_defaults(func=_render)
     docs = sub.add_parser("docs", help="write docs/defaults.md and docs/api-reference.md")
     docs.add_argument("--out", default="docs", help="output directory (default: docs)")
@@ -94,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
+    _gpu_node_labels_arg(run)
     run.set_defaults(func=_run)
     return p
 

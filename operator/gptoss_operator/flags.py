@@ -66,6 +66,8 @@ HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
 HF_TOKEN = "HF_TOKEN"  # noqa: S105 - a variable name, not a secret
 VLLM_API_KEY = "VLLM_API_KEY"
 VLLM_NO_USAGE_STATS = "VLLM_NO_USAGE_STATS"
+# A default, not managed: extraEnv may move it off a read-only cache claim.
+VLLM_CACHE_ROOT = "VLLM_CACHE_ROOT"
 
 MANAGED_ENV: tuple[str, ...] = tuple(
     sorted(
@@ -76,7 +78,6 @@ MANAGED_ENV: tuple[str, ...] = tuple(
             "HUGGING_FACE_HUB_TOKEN",
             VLLM_API_KEY,
             VLLM_NO_USAGE_STATS,
-            "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8",
         }
     )
 )

@@ -8,11 +8,17 @@ import logging
 import kopf
 
 import gptoss_operator.handlers  # noqa: F401  (registers the handlers)
+from gptoss_operator import settings
 
 
 def run(args: argparse.Namespace) -> None:
     """Run until stopped; kubeconfig from KUBECONFIG/~/.kube or the pod's service account."""
     namespaces = list(args.namespace or [])
+    try:
+        labels = settings.parse_gpu_node_labels(args.gpu_node_labels)
+    except ValueError as error:
+        raise SystemExit(f"gptoss-operator run: --gpu-node-labels: {error}") from None
+    settings.configure(settings.OperatorSettings(gpu_node_labels=labels))
     kopf.configure(verbose=args.verbose)
     if not args.verbose:
         # Kopf logs every handled watch event at INFO ("Handler ... succeeded"); the default

@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptoss_operator import diagnose
+from gptoss_operator import diagnose, settings
 from gptoss_operator.api import GROUP, KIND, VERSION, GptOssDeploymentSpec
 from gptoss_operator.diagnose import Facts, Observation, Problem
 from gptoss_operator.render import (
@@ -172,7 +172,7 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
     try:
         # Validated and resolved once per reconcile; rendering uses the result.
         spec = parse_spec(cr.get("spec") or {})
-        resolved = resolve_validated(spec)
+        resolved = resolve_validated(spec, settings.current().gpu_node_labels)
     except SpecError as error:
         return _failed(live, Problem(diagnose.INVALID_SPEC, str(error)), now)
     if apply_failure:

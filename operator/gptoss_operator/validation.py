@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gptoss_operator.api import GptOssDeploymentSpec
+from gptoss_operator.api import GptOssDeploymentSpec, ModelCache
 from gptoss_operator.catalog import MODELS, PROFILES, min_tensor_parallel
 from gptoss_operator.flags import MANAGED_ENV, MANAGED_FLAGS, is_managed_arg
 
@@ -81,10 +81,17 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
     cache = spec.model_cache
     if cache.existing_claim_name and cache.size:
         raise SpecError("spec.modelCache", "set existingClaimName or size, not both")
-    if cache.offline and not (cache.existing_claim_name or cache.size):
+    if cache.offline and not cache.existing_claim_name:
         raise SpecError(
             "spec.modelCache.offline",
-            "offline mode needs a cache volume (existingClaimName or size)",
+            "offline mode needs an existing, pre-populated claim (existingClaimName): an emptyDir "
+            "or a new claim from size starts empty, so the model could never load",
+        )
+    if cache.size and not cache.existing_claim_name and spec.replicas > 1 and is_single_node(cache):
+        raise SpecError(
+            "spec.modelCache.accessModes",
+            f"a ReadWriteOnce claim mounts on one node only, so {spec.replicas} replicas cannot "
+            "all use it: add ReadWriteMany (or run one replica)",
         )
     sd = spec.shutdown
     tgps = sd.termination_grace_period_seconds
@@ -108,6 +115,11 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
         )
     if spec.image.endswith(":latest"):
         raise SpecError("spec.image", "pin a version tag or digest, not :latest")
+
+
+def is_single_node(cache: ModelCache) -> bool:
+    """True when the created claim's access modes allow mounting on one node only."""
+    return all(mode == "ReadWriteOnce" for mode in cache.access_modes)
 
 
 def _is_zero(value: int | str) -> bool:

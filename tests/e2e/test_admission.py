@@ -63,3 +63,13 @@ def test_short_spec_gets_defaults(kubectl: Kubectl, namespace: str) -> None:
 def test_explain_reads_docstring(kubectl: Kubectl) -> None:
     out = kubectl("explain", "gptossdeployment.spec.tensorParallelSize").stdout
     assert "GPUs per replica the model is split across" in out
+
+
+def test_scaling_a_single_node_claim_is_refused(kubectl: Kubectl, namespace: str) -> None:
+    """The scale subresource (kubectl scale, HPA) goes through the same CEL rules."""
+    kubectl("apply", "-f", "-", input=_manifest(namespace, {"modelCache": {"size": "100Gi"}}))
+    result = kubectl("scale", "-n", namespace, "gptossdeployment/bad", "--replicas=2", check=False)
+    assert result.returncode != 0, "scaled a ReadWriteOnce claim to two replicas"
+    assert "spec.modelCache.accessModes" in result.stderr, result.stderr
+    got = json.loads(kubectl("get", "gptoss", "bad", "-n", namespace, "-o", "json").stdout)
+    assert got["spec"]["replicas"] == 1

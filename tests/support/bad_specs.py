@@ -11,13 +11,13 @@ BAD: list[tuple[str, dict[str, Any], str, bool]] = [
     ("tp-3", {"tensorParallelSize": 3}, "spec.tensorParallelSize", False),
     (
         "tp-above-node",
-        {"accelerator": {"profile": "L4"}, "tensorParallelSize": 2},
+        {"accelerator": {"profile": "L4"}, "tensorParallelSize": 8},
         "spec.tensorParallelSize",
         True,
     ),
     (
-        "120b-on-l4",
-        {"model": {"name": "gpt-oss-120b"}, "accelerator": {"profile": "L4"}},
+        "120b-on-two-l4",
+        {"model": {"name": "gpt-oss-120b"}, "accelerator": {"profile": "L4", "gpusPerNode": 2}},
         "spec.accelerator",
         True,
     ),
@@ -68,6 +68,30 @@ BAD: list[tuple[str, dict[str, Any], str, bool]] = [
         True,
     ),
     ("offline-no-cache", {"modelCache": {"offline": True}}, "spec.modelCache.offline", True),
+    (
+        "offline-new-claim",
+        {"modelCache": {"size": "100Gi", "offline": True}},
+        "spec.modelCache.offline",
+        True,
+    ),
+    (
+        "rwo-claim-two-replicas",
+        {"replicas": 2, "modelCache": {"size": "100Gi"}},
+        "spec.modelCache.accessModes",
+        True,
+    ),
+    (
+        "rwo-claim-explicit-three-replicas",
+        {"replicas": 3, "modelCache": {"size": "100Gi", "accessModes": ["ReadWriteOnce"]}},
+        "spec.modelCache.accessModes",
+        True,
+    ),
+    (
+        "cudagraph-in-extra-args",
+        {"engine": {"extraArgs": ["--max-cudagraph-capture-size=512"]}},
+        "spec.engine.extraArgs",
+        True,
+    ),
     (
         "cache-both",
         {"modelCache": {"existingClaimName": "a", "size": "10Gi"}},

@@ -31,6 +31,8 @@ class ServerKind:
     cpu: str
     memory: str
     instance_type: str
+    gke_accelerator: str = ""
+    """GKE's own GPU label value; a GKE node carries it instead of GPU feature discovery's."""
 
 
 KINDS: dict[str, ServerKind] = {
@@ -42,6 +44,11 @@ KINDS: dict[str, ServerKind] = {
     ),
     # g6e.12xlarge class: 4 x L40S 48GB, 48 vCPU, 384 GiB.
     "l40s": ServerKind("NVIDIA-L40S", "ada-lovelace", 46068, 4, "48", "384Gi", "g6e.12xlarge"),
+    # GKE g2-standard-48: 4 x L4, 48 vCPU, 192 GiB, labelled the GKE way (no GPU feature
+    # discovery): https://cloud.google.com/kubernetes-engine/docs/how-to/gpus
+    "l4-gke": ServerKind(
+        "NVIDIA-L4", "ada-lovelace", 23034, 4, "48", "192Gi", "g2-standard-48", "nvidia-l4"
+    ),
     # A plain CPU node for the operator itself and anything that needs no GPU.
     "cpu": ServerKind("", "", 0, 0, "32", "128Gi", "m7i.8xlarge"),
 }
@@ -71,7 +78,9 @@ def node(name: str, kind: str) -> dict[str, object]:
         "pods": "110",
         "ephemeral-storage": "3Ti",
     }
-    if server.gpus:
+    if server.gke_accelerator:
+        labels["cloud.google.com/gke-accelerator"] = server.gke_accelerator
+    elif server.gpus:
         labels |= {
             "nvidia.com/gpu.present": "true",
             "nvidia.com/gpu.product": server.product,
@@ -79,6 +88,7 @@ def node(name: str, kind: str) -> dict[str, object]:
             "nvidia.com/gpu.memory": str(server.gpu_memory_mib),
             "nvidia.com/gpu.count": str(server.gpus),
         }
+    if server.gpus:
         capacity["nvidia.com/gpu"] = str(server.gpus)
     return {
         "apiVersion": "v1",

@@ -106,7 +106,7 @@ def matrix() -> list[tuple[str, GptOssDeploymentSpec]]:
 
 
 def model_cannot_fit(raw: dict[str, Any]) -> bool:
-    """True for the combinations that are rejected on purpose (120b on one L4)."""
+    """True for the combinations rejected on purpose: the model does not fit on one node."""
     profile = raw["accelerator"].get("profile")
     return bool(
         profile

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gptoss_operator.api import GptOssDeploymentSpec
-from gptoss_operator.catalog import DEFAULT_IMAGE, MODELS, PROFILES, VLLM_VERSION
+from gptoss_operator.catalog import DEFAULT_IMAGE, MODELS, PROFILES, RECIPE, VLLM_VERSION
 from gptoss_operator.render import resolve
 from gptoss_operator.render.command import vllm_args, vllm_env
 
@@ -28,6 +28,8 @@ def _spec(model: str, profile: str, **extra: object) -> GptOssDeploymentSpec:
         ("gpt-oss-120b", "H200", 1),
         ("gpt-oss-120b", "B200", 1),
         ("gpt-oss-120b", "A100-40GB", 4),
+        ("gpt-oss-120b", "L40S", 2),
+        ("gpt-oss-120b", "L4", 4),
         *[("gpt-oss-20b", p, 1) for p in PROFILES],
     ],
 )
@@ -57,22 +59,69 @@ def test_product_labels_are_gfd_values() -> None:
         assert all(re.fullmatch(r"NVIDIA-[A-Za-z0-9-]+", v) for v in profile.product_labels)
 
 
+def _args(spec: GptOssDeploymentSpec) -> list[str]:
+    return vllm_args(spec, resolve(spec))
+
+
+def _flag(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args else None
+
+
 def test_blackwell_recipe() -> None:
     spec = _spec("gpt-oss-120b", "B200")
-    r = resolve(spec)
-    args = vllm_args(spec, r)
-    assert args[args.index("--kv-cache-dtype") + 1] == "fp8"
-    env = {e["name"]: e.get("value") for e in vllm_env(spec, r)}
-    assert env["VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8"] == "1"
+    args = _args(spec)
+    assert _flag(args, "--kv-cache-dtype") == "fp8"
+    assert _flag(args, "--max-num-batched-tokens") == "8192"
+    assert _flag(args, "--max-cudagraph-capture-size") == "2048"
+    env = {e["name"] for e in vllm_env(spec, resolve(spec))}
+    # vLLM 0.33 reads no such variable; the contract test checks every VLLM_* name.
+    assert "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8" not in env
 
 
 @pytest.mark.parametrize("profile", ["A100-80GB", "A100-40GB", "L40S", "L4"])
-def test_ampere_and_ada_get_nothing_special(profile: str) -> None:
-    spec = _spec("gpt-oss-20b", profile)
-    r = resolve(spec)
-    assert r.recipe_flags == ()
-    assert r.recipe_env == ()
-    assert r.kv_cache_dtype is None
+def test_ampere_and_ada_leave_vllm_defaults(profile: str) -> None:
+    args = _args(_spec("gpt-oss-20b", profile))
+    for flag in ("--max-num-batched-tokens", "--max-cudagraph-capture-size", "--kv-cache-dtype"):
+        assert flag not in args, flag
+    assert PROFILES[profile].vllm_default_batched_tokens == 2048
+
+
+@pytest.mark.parametrize(("profile", "tokens"), [("H100-80GB", 8192), ("H200", 8192)])
+def test_hopper_gets_the_recipe_batch(profile: str, tokens: int) -> None:
+    assert _flag(_args(_spec("gpt-oss-20b", profile)), "--max-num-batched-tokens") == str(tokens)
+
+
+def test_batch_and_cudagraph_fields_override_the_recipe() -> None:
+    engine = {"maxNumBatchedTokens": 4096, "maxCudagraphCaptureSize": 512}
+    args = _args(_spec("gpt-oss-20b", "L4", engine=engine))
+    assert _flag(args, "--max-num-batched-tokens") == "4096"
+    assert _flag(args, "--max-cudagraph-capture-size") == "512"
+
+
+@pytest.mark.parametrize(("tp", "cpu"), [(1, "6"), (2, "8"), (4, "12"), (8, "20")])
+def test_cpu_grows_with_gpus(tp: int, cpu: str) -> None:
+    assert resolve(_spec("gpt-oss-20b", "H100-80GB", tensorParallelSize=tp)).cpu == cpu
+    own = _spec("gpt-oss-20b", "H100-80GB", tensorParallelSize=tp, resources={"cpu": "3"})
+    assert resolve(own).cpu == "3"
+
+
+def test_usable_memory_below_marketing_figure() -> None:
+    marketed = {"H100-80GB": 80, "H200": 141, "L40S": 48, "L4": 24, "B200": 180}
+    for name, gb in marketed.items():
+        assert PROFILES[name].memory_gib < gb, name
+
+
+def test_every_catalog_entry_cites_a_source() -> None:
+    """The held-out check: nothing in the catalog that no source supports."""
+    for entry in (*PROFILES.values(), *MODELS.values()):
+        assert entry.sources, entry.name
+        for source in entry.sources:
+            assert re.fullmatch(r"https://[\w./#?=:-]+", source), (entry.name, source)
+    for profile in PROFILES.values():
+        # Recipe values only on the architectures the recipe covers.
+        if profile.recipe_batched_tokens or profile.cudagraph_capture_size:
+            assert profile.architecture in ("hopper", "blackwell"), profile.name
+            assert RECIPE in profile.sources, profile.name
 
 
 def test_tight_tp1_uses_recipe_tuning_unless_set() -> None:

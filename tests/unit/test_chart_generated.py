@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from gptoss_operator.catalog import PROFILES
 from gptoss_operator.crd import crd, crd_yaml
+from gptoss_operator.settings import parse_gpu_node_labels
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "images" / "operator" / "Dockerfile"
@@ -117,7 +119,9 @@ def test_rbac_has_no_wildcards_and_no_secrets(values: list[str]) -> None:
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], (role["kind"], rule)
             assert "secrets" not in rule["resources"]
-            assert not {"get", "escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+            # get only on namespaces (is one being deleted?); children come from watch caches
+            assert "get" not in rule["verbs"] or rule["resources"] == ["namespaces"], rule
 
 
 def test_namespaced_mode_uses_roles_and_namespace_flags() -> None:
@@ -194,3 +198,23 @@ def test_dockerfile_runs_the_operator_as_non_root() -> None:
     assert "USER 65532:65532" in text
     assert 'ENTRYPOINT ["gptoss-operator", "run"]' in text
     assert 'CMD ["--all-namespaces", "--liveness", "http://0.0.0.0:8080/healthz"]' in text
+
+
+def test_gpu_node_labels_value_reaches_the_operator(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("gpuNodeLabels:\n  L4:\n    cloud.google.com/gke-accelerator: [nvidia-l4]\n")
+    (deployment,) = [d for d in _render("-f", str(values)) if d["kind"] == "Deployment"]
+    (arg,) = [
+        a
+        for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        if a.startswith("--gpu-node-labels=")
+    ]
+    labels = parse_gpu_node_labels(arg.split("=", 1)[1])
+    assert labels["L4"] == {"cloud.google.com/gke-accelerator": ("nvidia-l4",)}
+    assert labels["H100-80GB"] == {"nvidia.com/gpu.product": PROFILES["H100-80GB"].product_labels}
+    bad = subprocess.run(
+        [str(_helm()), "template", "x", str(chartgen.CHART), "--set", "gpuNodeLabels.T4.a=b"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0, "the values schema must refuse an unknown profile"

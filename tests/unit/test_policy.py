@@ -71,6 +71,10 @@ def test_policy(case_id: str, spec: GptOssDeploymentSpec) -> None:
             assert "value" not in env
             assert "secretKeyRef" in env["valueFrom"]
     assert [e["name"] for e in container["env"]] == sorted(e["name"] for e in container["env"])
+    gpus = int(res["requests"][r.resource_name])
+    if not spec.resources.cpu:
+        assert int(res["requests"]["cpu"]) >= 2 * (2 + gpus), "vLLM: 2 x (2 + N) vCPUs"
+    assert pod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
     assert pod["terminationGracePeriodSeconds"] > (
         spec.shutdown.pre_stop_sleep_seconds + spec.shutdown.drain_seconds
     )
@@ -117,14 +121,77 @@ def test_spec_change_changes_hash_and_no_change_is_identical() -> None:
     assert digest(one) == digest(scaled), "scaling must not roll the pods"
 
 
-def test_affinity_combines_user_terms_with_gpu_product() -> None:
+def _pod(spec: GptOssDeploymentSpec, **kwargs: Any) -> dict[str, Any]:
+    pod: dict[str, Any] = _deployment(render_children("m", "ns", spec, **kwargs))["spec"]
+    return pod["template"]["spec"]
+
+
+def _node_terms(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    required = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    return list(required["nodeSelectorTerms"])
+
+
+def test_default_placement_is_gpu_feature_discovery() -> None:
+    pod = _pod(GptOssDeploymentSpec.model_validate({"model": {"name": "gpt-oss-20b"}}))
+    (term,) = _node_terms(pod)
+    (expr,) = term["matchExpressions"]
+    assert expr["key"] == "nvidia.com/gpu.product"
+    assert "NVIDIA-H100-80GB-HBM3" in expr["values"]
+
+
+def test_placement_on_a_cluster_without_gfd_labels() -> None:
+    """The operator's --gpu-node-labels setting replaces GFD's label for a profile."""
+    spec = GptOssDeploymentSpec.model_validate(
+        {"model": {"name": "gpt-oss-20b"}, "accelerator": {"profile": "L4"}}
+    )
+    gke = {"L4": {"cloud.google.com/gke-accelerator": ("nvidia-l4",)}}
+    (term,) = _node_terms(_pod(spec, gpu_node_labels=gke))
+    assert term == {
+        "matchExpressions": [
+            {"key": "cloud.google.com/gke-accelerator", "operator": "In", "values": ["nvidia-l4"]}
+        ]
+    }
+    both = {"L4": {**gke["L4"], "nvidia.com/gpu.product": ("NVIDIA-L4",)}}
+    keys = [t["matchExpressions"][0]["key"] for t in _node_terms(_pod(spec, gpu_node_labels=both))]
+    assert keys == ["cloud.google.com/gke-accelerator", "nvidia.com/gpu.product"], "terms OR"
+
+
+def test_user_node_affinity_replaces_the_gpu_rule() -> None:
     (case,) = [s for c, s in CASES if c == "gpt-oss-20b/H100-80GB/rollout"]
     before = json.dumps(case.scheduling.affinity, sort_keys=True)
-    pod = _deployment(render_children("m", "ns", case))["spec"]["template"]["spec"]
-    required = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    keys = [e["key"] for e in required["nodeSelectorTerms"][0]["matchExpressions"]]
-    assert keys == ["zone", "nvidia.com/gpu.product"]
+    pod = _pod(case)
+    assert pod["affinity"] == case.scheduling.affinity
+    keys = [e["key"] for e in _node_terms(pod)[0]["matchExpressions"]]
+    assert keys == ["zone"]
     assert json.dumps(case.scheduling.affinity, sort_keys=True) == before, "spec was mutated"
+    anti = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    spec = GptOssDeploymentSpec.model_validate(
+        {"model": {"name": "gpt-oss-20b"}, "scheduling": {"affinity": anti}}
+    )
+    pod = _pod(spec)
+    assert "podAntiAffinity" in pod["affinity"]
+    assert _node_terms(pod)[0]["matchExpressions"][0]["key"] == "nvidia.com/gpu.product"
+
+
+def test_expert_practice_in_the_pod() -> None:
+    spec = GptOssDeploymentSpec.model_validate({"model": {"name": "gpt-oss-120b"}})
+    pod = _pod(spec)
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VLLM_CACHE_ROOT"] == "/models/vllm"
+    assert env["HF_HOME"] == "/models"
+    (cache,) = [v for v in pod["volumes"] if v["name"] == "model-cache"]
+    assert cache["emptyDir"] == {"sizeLimit": "80Gi"}
+    assert container["resources"]["requests"]["ephemeral-storage"] == "80Gi"
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert spread["labelSelector"] == {"matchLabels": selector_labels("m")}
+    claimed = GptOssDeploymentSpec.model_validate(
+        {"model": {"name": "gpt-oss-120b"}, "modelCache": {"existingClaimName": "w"}}
+    )
+    pod = _pod(claimed)
+    assert "ephemeral-storage" not in pod["containers"][0]["resources"]["requests"]
 
 
 def test_endpoint_and_selector() -> None:
@@ -139,4 +206,19 @@ def test_endpoint_and_selector() -> None:
         "port": 80,
         "targetPort": "http",
         "protocol": "TCP",
+        "appProtocol": "http",
     }
+
+
+def test_compile_cache_can_move_off_a_read_only_claim() -> None:
+    spec = GptOssDeploymentSpec.model_validate(
+        {
+            "model": {"name": "gpt-oss-20b"},
+            "modelCache": {"existingClaimName": "ro-weights", "offline": True},
+            "engine": {"extraEnv": [{"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"}]},
+        }
+    )
+    (container,) = _pod(spec)["containers"]
+    assert [e for e in container["env"] if e["name"] == "VLLM_CACHE_ROOT"] == [
+        {"name": "VLLM_CACHE_ROOT", "value": "/tmp/vllm"}
+    ]

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from matrix import matrix
 
-from gptoss_operator.catalog import VLLM_VERSION
-from gptoss_operator.render import render_children
+from gptoss_operator.catalog import PROFILES, VLLM_VERSION, GpuProfile
+from gptoss_operator.render import render_children, resolve
 
 pytestmark = pytest.mark.contract
 
@@ -53,11 +55,16 @@ def vllm_serve() -> Parse:
     return parse
 
 
-@pytest.mark.parametrize(("case_id", "spec"), CASES, ids=[c for c, _ in CASES])
-def test_command_line_parses(vllm_serve: Parse, case_id: str, spec: Any) -> None:
+def _container(spec: Any) -> dict[str, Any]:
     children = render_children("m", "ns", spec)
     (deployment,) = [c for c in children if c["kind"] == "Deployment"]
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+@pytest.mark.parametrize(("case_id", "spec"), CASES, ids=[c for c, _ in CASES])
+def test_command_line_parses(vllm_serve: Parse, case_id: str, spec: Any) -> None:
+    container = _container(spec)
     assert container["command"] == ["vllm", "serve"]
     ns = vllm_serve(container["args"])
     assert ns.model_tag == container["args"][0]
@@ -68,6 +75,74 @@ def test_command_line_parses(vllm_serve: Parse, case_id: str, spec: Any) -> None
     assert ns.port == 8000
     assert ns.shutdown_timeout == spec.shutdown.drain_seconds
     assert ns.reasoning_parser == spec.api.reasoning_parser
+    r = resolve(spec)
+    # None (flag not rendered) leaves vLLM's per-device default in place.
+    assert ns.max_num_batched_tokens == r.max_num_batched_tokens
+    assert ns.max_cudagraph_capture_size == r.max_cudagraph_capture_size
+
+
+@pytest.mark.parametrize(("case_id", "spec"), CASES, ids=[c for c, _ in CASES])
+def test_every_vllm_env_var_is_read_by_vllm(vllm_serve: Parse, case_id: str, spec: Any) -> None:
+    """vLLM ignores (with a warning) a VLLM_* variable it does not know: render none of those."""
+    from vllm import envs
+
+    names = [e["name"] for e in _container(spec)["env"] if e["name"].startswith("VLLM_")]
+    assert names, "expected at least VLLM_CACHE_ROOT and VLLM_NO_USAGE_STATS"
+    unknown = [n for n in names if n not in envs.environment_variables]
+    assert unknown == [], f"not read by vLLM {VLLM_VERSION} (vllm/envs.py): {unknown}"
+
+
+@pytest.mark.parametrize("profile", list(PROFILES.values()), ids=list(PROFILES))
+def test_batch_default_matches_vllm(
+    vllm_serve: Parse, monkeypatch: pytest.MonkeyPatch, profile: GpuProfile
+) -> None:
+    """Where the operator leaves --max-num-batched-tokens to vLLM, docs/defaults.md states what
+    vLLM picks: run vLLM's own choice for this GPU's memory and CUDA device name."""
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.platforms import current_platform
+    from vllm.usage.usage_lib import UsageContext
+
+    platform = type(current_platform)
+    gib = 1 << 30
+    monkeypatch.setattr(
+        platform,
+        "get_device_total_memory",
+        classmethod(lambda cls, device_id=0: int(profile.memory_gib * gib)),
+    )
+    monkeypatch.setattr(
+        platform, "get_device_name", classmethod(lambda cls, device_id=0: profile.device_name)
+    )
+    monkeypatch.setattr(
+        platform, "is_device_capability", classmethod(lambda cls, cap, device_id=0: False)
+    )
+    monkeypatch.setattr(platform, "is_tpu", classmethod(lambda cls: False))
+    monkeypatch.setattr(platform, "is_cpu", classmethod(lambda cls: False))
+    batched, _ = EngineArgs.get_batch_defaults(world_size=1)
+    assert batched[UsageContext.OPENAI_API_SERVER] == profile.vllm_default_batched_tokens
+
+
+def test_vllm_files_cited_in_the_docs_exist(vllm_serve: Parse) -> None:
+    """docs/defaults.md cites vLLM source files as sources: they must exist in the pinned wheel."""
+    import vllm
+
+    root = Path(vllm.__file__).parent.parent
+    text = (Path(__file__).resolve().parents[2] / "docs" / "defaults.md").read_text()
+    cited = set(re.findall(r"`(vllm/[\w/]+\.py)`", text))
+    assert len(cited) >= 4, cited
+    missing = [c for c in sorted(cited) if not (root / c).is_file()]
+    assert missing == [], f"not in vLLM {VLLM_VERSION}: {missing}"
+
+
+def test_b200_moe_kernel_is_vllms_own_choice(vllm_serve: Parse) -> None:
+    """The recipe's Blackwell env var is gone; vLLM's gpt-oss MXFP4 MoE priority list starts
+    with FlashInfer TRT-LLM (BF16 activations), the kernel the recipe asked for."""
+    from vllm import envs
+    from vllm.model_executor.layers.fused_moe.oracle import mxfp4
+
+    assert "VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8" not in envs.environment_variables
+    assert "VLLM_CACHE_ROOT" in envs.environment_variables
+    first = mxfp4._get_priority_backends_for_gpt_oss()[0]
+    assert first == mxfp4.Mxfp4MoeBackend.FLASHINFER_TRTLLM_MXFP4_BF16
 
 
 def test_parser_names_exist_in_registries(vllm_serve: Parse) -> None:

@@ -53,8 +53,9 @@ class Accelerator(ApiModel):
     """The GPUs each replica runs on: a named profile or a custom accelerator (not both)."""
 
     profile: ProfileName | None = None
-    """Named GPU profile: sets node placement on nvidia.com/gpu.product, the GPU resource, the GPU
-    memory and the vLLM recipe's per-architecture flags and environment."""
+    """Named GPU profile: sets the node placement (the operator's GPU node labels for the profile,
+    by default GPU feature discovery's nvidia.com/gpu.product), the GPU resource, the GPU memory
+    and the vLLM recipe's per-architecture flags."""
     gpus_per_node: int | None = Field(default=None, ge=1, le=64)
     """Overrides the GPUs per node of the profile (or of the custom accelerator)."""
     custom: CustomAccelerator | None = None
@@ -80,12 +81,17 @@ class EngineSettings(ApiModel):
     """Share of each GPU's memory vLLM may use, in (0, 1]."""
     max_num_seqs: int | None = Field(default=None, ge=1, le=65536)
     """Maximum sequences in one batch. Default: vLLM's."""
-    max_num_batched_tokens: int = Field(default=8192, ge=256, le=1048576)
-    """Maximum tokens in one scheduler step (the recipe's 8192)."""
+    max_num_batched_tokens: int | None = Field(default=None, ge=256, le=1048576)
+    """Maximum tokens in one scheduler step. Default: the recipe's 8192 on Hopper and Blackwell
+    (1024 for the tight gpt-oss-120b at tensor parallel 1 on H100), elsewhere vLLM's own per-GPU
+    default (2048 on A100, L40S and L4); see docs/defaults.md."""
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bfloat16", "float16"] | None = (
         None
     )
     """KV cache data type. Default: fp8 on Blackwell (recipe), auto elsewhere."""
+    max_cudagraph_capture_size: int | None = Field(default=None, ge=1, le=65536)
+    """Largest batch size captured in a CUDA graph. Default: the recipe's 2048 on Hopper and
+    Blackwell, vLLM's own elsewhere."""
     stream_interval: int | None = Field(default=None, ge=1, le=1024)
     """Tokens per streamed chunk: 1 is most interactive, 20 maximizes throughput (recipe)."""
     extra_args: list[Annotated[str, Field(max_length=1024)]] = Field(
@@ -112,7 +118,9 @@ class ApiSettings(ApiModel):
 
 
 class ModelCache(ApiModel):
-    """Where the weights are cached (HF_HOME). Without a claim, an emptyDir per pod."""
+    """Where the weights are cached (HF_HOME). Without a claim, an emptyDir per pod sized for the
+    model. vLLM's compile cache (VLLM_CACHE_ROOT) goes to its vllm/ directory so restarts skip
+    recompiling; for a read-only claim, point VLLM_CACHE_ROOT elsewhere with engine.extraEnv."""
 
     existing_claim_name: str | None = Field(default=None, max_length=253)
     """An existing PersistentVolumeClaim to mount at HF_HOME."""
@@ -123,11 +131,13 @@ class ModelCache(ApiModel):
     access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"]] = Field(
         default=["ReadWriteOnce"], max_length=3
     )
-    """Access modes of the created claim; ReadWriteMany lets replicas on several nodes share it."""
+    """Access modes of the created claim. ReadWriteOnce alone allows one replica: replicas on
+    several nodes need ReadWriteMany."""
     hf_token_secret_ref: SecretKeyRef | None = None
     """Secret key holding a Hugging Face token (env HF_TOKEN); gpt-oss is not gated."""
     offline: bool = False
-    """Set HF_HUB_OFFLINE=1: serve only from the cache volume, which must be pre-populated. In
+    """Set HF_HUB_OFFLINE=1: serve only from the cache volume, which must be an existing,
+    pre-populated claim (existingClaimName; a new claim from size would be empty). In
     air-gapped clusters also point TIKTOKEN_ENCODINGS_BASE (extraEnv) at the harmony encodings."""
 
 
@@ -135,21 +145,25 @@ class Resources(ApiModel):
     """CPU and memory of the vLLM container (GPUs follow the tensor parallel size)."""
 
     cpu: Quantity | None = None
-    """CPU request. Default: 4 for 20b, 8 for 120b."""
+    """CPU request. Default: 2 x (2 + GPUs per replica) vCPUs, vLLM's minimum for GPU serving."""
     memory: Quantity | None = None
     """Memory request and limit (the /dev/shm volume is added to the limit). Default: 32Gi for
     20b, 96Gi for 120b."""
 
 
 class Scheduling(ApiModel):
-    """Pod placement in addition to the accelerator's."""
+    """Pod placement in addition to the accelerator's. Replicas are spread over nodes as a
+    preference (topologySpreadConstraints on kubernetes.io/hostname, ScheduleAnyway: a hard rule
+    would leave replicas Pending while GPUs are free on a node that already runs one)."""
 
     node_selector: LabelMap = Field(default_factory=dict)
     """Node labels the pods require."""
     tolerations: list[KubeObject] = Field(default_factory=list, max_length=32)
     """Tolerations added to the default nvidia.com/gpu one."""
     affinity: KubeObject | None = None
-    """Pod affinity; a required node affinity is combined with the GPU product rule."""
+    """Pod affinity. When it has a nodeAffinity, that replaces the operator's GPU-type node rule
+    (so clusters that label GPU nodes their own way can place pods); podAffinity and
+    podAntiAffinity alone keep it."""
     priority_class_name: str | None = Field(default=None, max_length=253)
     """PriorityClass of the pods."""
     runtime_class_name: str | None = Field(default=None, max_length=253)

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
+from gptoss_operator.catalog import DEFAULT_GPU_NODE_LABELS, GpuNodeLabels
 from gptoss_operator.render.kinds import BY_KIND, CHILD_KINDS, WATCHED_KINDS, WatchedKind
 from gptoss_operator.render.pod import cache_claim_name
 from gptoss_operator.render.resolve import (
@@ -56,12 +57,14 @@ def render_children(
     namespace: str,
     spec: GptOssDeploymentSpec,
     owner_reference: dict[str, Any] | None = None,
+    gpu_node_labels: GpuNodeLabels = DEFAULT_GPU_NODE_LABELS,
 ) -> list[dict[str, Any]]:
     """Every child object of a GptOssDeployment, in a fixed order (PVC first, then workload).
 
-    Raises SpecError when the spec cannot be served. The same input renders identical output.
+    `gpu_node_labels` is the operator's per-profile GPU node label setting. Raises SpecError
+    when the spec cannot be served. The same input renders identical output.
     """
-    return render_resolved(name, namespace, spec, resolve(spec), owner_reference)
+    return render_resolved(name, namespace, spec, resolve(spec, gpu_node_labels), owner_reference)
 
 
 def render_resolved(

@@ -6,7 +6,7 @@ from typing import Any
 
 from gptoss_operator import flags as f
 from gptoss_operator.api import GptOssDeploymentSpec, SecretKeyRef
-from gptoss_operator.render.resolve import CACHE_MOUNT, Resolved
+from gptoss_operator.render.resolve import CACHE_MOUNT, VLLM_CACHE_DIR, Resolved
 
 # Set `command` instead of relying on the image's ENTRYPOINT: recent images use
 # ["vllm", "serve"], older ones `python3 -m vllm.entrypoints.openai.api_server`.
@@ -14,7 +14,8 @@ COMMAND = ["vllm", "serve"]
 
 
 def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
-    """Arguments after `vllm serve`: the model, then managed flags, recipe flags, extraArgs."""
+    """Arguments after `vllm serve`: the model, then managed flags (recipe values included),
+    then extraArgs."""
     engine = spec.engine
     args = [
         r.repository,
@@ -26,8 +27,11 @@ def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
         # vLLM's default moved between 0.90 and 0.92 across releases: always explicit.
         *(f.GPU_MEMORY_UTILIZATION, f"{r.gpu_memory_utilization:g}"),
         *(f.MAX_MODEL_LEN, str(r.max_model_len)),
-        *(f.MAX_NUM_BATCHED_TOKENS, str(r.max_num_batched_tokens)),
     ]
+    if r.max_num_batched_tokens is not None:
+        args += [f.MAX_NUM_BATCHED_TOKENS, str(r.max_num_batched_tokens)]
+    if r.max_cudagraph_capture_size is not None:
+        args += [f.MAX_CUDAGRAPH_CAPTURE_SIZE, str(r.max_cudagraph_capture_size)]
     if engine.max_num_seqs is not None:
         args += [f.MAX_NUM_SEQS, str(engine.max_num_seqs)]
     if r.kv_cache_dtype is not None:
@@ -42,7 +46,6 @@ def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
         args += [f.REVISION, spec.model.revision]
     # vLLM >= 0.18 drains in-flight requests on SIGTERM for this long (vllm#36666).
     args += [f.SHUTDOWN_TIMEOUT, str(spec.shutdown.drain_seconds)]
-    args += list(r.recipe_flags)
     args += list(spec.engine.extra_args)
     return args
 
@@ -56,9 +59,11 @@ def vllm_env(spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[str, Any]]:
     env: dict[str, dict[str, Any]] = {}
     for item in spec.engine.extra_env:
         env[item.name] = {"name": item.name, "value": item.value}
-    for name, value in r.recipe_env:
-        env[name] = {"name": name, "value": value}
     env[f.HF_HOME] = {"name": f.HF_HOME, "value": CACHE_MOUNT}
+    # torch.compile's cache next to the weights, so a restarted pod on a claim skips recompiling
+    # (vLLM keys it by config hash under VLLM_CACHE_ROOT, default ~/.cache/vllm in the container).
+    # A default only: a read-only claim needs it elsewhere (extraEnv, e.g. /tmp/vllm).
+    env.setdefault(f.VLLM_CACHE_ROOT, {"name": f.VLLM_CACHE_ROOT, "value": VLLM_CACHE_DIR})
     env[f.VLLM_NO_USAGE_STATS] = {"name": f.VLLM_NO_USAGE_STATS, "value": "1"}
     if spec.model_cache.offline:
         env[f.HF_HUB_OFFLINE] = {"name": f.HF_HUB_OFFLINE, "value": "1"}

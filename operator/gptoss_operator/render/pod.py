@@ -7,9 +7,8 @@ import math
 from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
-from gptoss_operator.catalog import GPU_PRODUCT_LABEL
 from gptoss_operator.render.command import COMMAND, vllm_args, vllm_env
-from gptoss_operator.render.resolve import CACHE_MOUNT, Resolved, labels
+from gptoss_operator.render.resolve import CACHE_MOUNT, Resolved, labels, selector_labels
 
 CONTAINER = "vllm"
 CACHE_VOLUME = "model-cache"
@@ -38,10 +37,12 @@ def _resources(r: Resolved) -> dict[str, Any]:
     gpus = str(r.gpus_per_replica)
     # No CPU limit: throttling the API server and tokenizer hurts latency; memory is a hard limit
     # because /dev/shm and the weights' page cache are charged to it.
-    return {
-        "requests": {"cpu": r.cpu, "memory": r.memory, r.resource_name: gpus},
-        "limits": {"memory": r.memory, r.resource_name: gpus},
-    }
+    requests = {"cpu": r.cpu, "memory": r.memory, r.resource_name: gpus}
+    if r.cache_disk_gib:
+        # Weights downloaded into an emptyDir count as the pod's ephemeral storage: request it so
+        # the scheduler picks a node with the disk, instead of the kubelet evicting the pod later.
+        requests["ephemeral-storage"] = f"{r.cache_disk_gib}Gi"
+    return {"requests": requests, "limits": {"memory": r.memory, r.resource_name: gpus}}
 
 
 def _container(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def _volumes(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[st
     cache: dict[str, Any] = (
         {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
         if claim
-        else {"name": CACHE_VOLUME, "emptyDir": {}}
+        else {"name": CACHE_VOLUME, "emptyDir": {"sizeLimit": f"{r.cache_disk_gib}Gi"}}
     )
     volumes = [cache]
     if r.shm_gib:
@@ -92,20 +93,41 @@ def _volumes(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[st
 
 
 def _affinity(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any] | None:
-    """The user's affinity with the GPU product rule ANDed into every required node term."""
+    """The user's affinity; without a nodeAffinity of its own, the GPU-type node rule is added.
+
+    A user nodeAffinity replaces the rule rather than being ANDed with it: clusters whose GPU
+    nodes carry other labels than the operator is configured for must be able to place pods
+    from the spec alone. The rule has one term per label key (terms are ORed): a node with any
+    of the configured keys set to one of its values qualifies.
+    """
     affinity = copy.deepcopy(spec.scheduling.affinity) if spec.scheduling.affinity else {}
-    if r.product_labels:
-        expr = {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": list(r.product_labels)}
-        node = affinity.setdefault("nodeAffinity", {})
-        required = node.setdefault(
-            "requiredDuringSchedulingIgnoredDuringExecution", {"nodeSelectorTerms": []}
-        )
-        terms = required.setdefault("nodeSelectorTerms", [])
-        if not terms:
-            terms.append({})
-        for term in terms:
-            term.setdefault("matchExpressions", []).append(expr)
+    if r.gpu_node_labels and "nodeAffinity" not in affinity:
+        terms = [
+            {"matchExpressions": [{"key": key, "operator": "In", "values": list(values)}]}
+            for key, values in r.gpu_node_labels
+        ]
+        affinity["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+        }
     return affinity or None
+
+
+def _topology_spread(name: str) -> list[dict[str, Any]]:
+    """Spread replicas over nodes, as a preference.
+
+    ScheduleAnyway, not DoNotSchedule: GPUs are the scarce resource, and a hard rule would leave
+    a replica Pending while a node that already runs one has free GPUs (two TP-4 replicas on one
+    8-GPU node). Rendered for every replica count so that scaling never changes the pod template
+    (which would roll every pod).
+    """
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(name)},
+        }
+    ]
 
 
 def pod_template(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
@@ -124,6 +146,7 @@ def pod_template(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> dict[str
         "containers": [_container(spec, r)],
         "volumes": _volumes(name, spec, r),
         "tolerations": tolerations,
+        "topologySpreadConstraints": _topology_spread(name),
     }
     node_selector = {**dict(r.node_selector), **sched.node_selector}
     if node_selector:

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 
 from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.catalog import (
+    DEFAULT_GPU_NODE_LABELS,
     GPU_RESOURCE,
     MAX_CONTEXT,
     MODELS,
     PROFILES,
     VLLM_VERSION,
+    GpuNodeLabels,
+    cpu_request,
     default_tensor_parallel,
     fits_comfortably,
-    recipe,
     startup_budget,
 )
 from gptoss_operator.validation import SpecError, gpu_memory_gib, gpus_per_node, validate_spec
@@ -29,6 +31,7 @@ MODEL_LABEL = "gptoss.dev/model"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 CONTAINER_PORT = 8000
 CACHE_MOUNT = "/models"
+VLLM_CACHE_DIR = f"{CACHE_MOUNT}/vllm"
 SHM_GIB = 16
 # Scheduling, attaching the cache volume and pulling a ~10 GB vLLM image come before the startup
 # budget starts to count.
@@ -50,16 +53,17 @@ class Resolved:
     served_model_name: str
     profile: str | None
     resource_name: str
-    product_labels: tuple[str, ...]
+    gpu_node_labels: tuple[tuple[str, tuple[str, ...]], ...]
+    """Node label key and values of the GPU type (any one key matching places the pod)."""
     node_selector: tuple[tuple[str, str], ...]
     tensor_parallel_size: int
     gpus_per_replica: int
     gpu_memory_utilization: float
     max_model_len: int
-    max_num_batched_tokens: int
+    max_num_batched_tokens: int | None
+    """None: vLLM's per-device default (not rendered)."""
+    max_cudagraph_capture_size: int | None
     kv_cache_dtype: str | None
-    recipe_flags: tuple[str, ...]
-    recipe_env: tuple[tuple[str, str], ...]
     image: str
     version: str
     port: int
@@ -67,6 +71,8 @@ class Resolved:
     cpu: str
     memory: str
     shm_gib: int
+    cache_disk_gib: int | None
+    """Size limit and ephemeral-storage request of an emptyDir model cache; None with a claim."""
     startup_budget_seconds: int
     progress_deadline_seconds: int
     termination_grace_period_seconds: int
@@ -79,13 +85,21 @@ def _version(image: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", tag.removeprefix("v"))[:63].strip("-._") or VLLM_VERSION
 
 
-def resolve(spec: GptOssDeploymentSpec) -> Resolved:
-    """Apply the catalog defaults to a spec. Raises SpecError for a spec that cannot be served."""
+def resolve(
+    spec: GptOssDeploymentSpec, gpu_node_labels: GpuNodeLabels = DEFAULT_GPU_NODE_LABELS
+) -> Resolved:
+    """Apply the catalog defaults to a spec. Raises SpecError for a spec that cannot be served.
+
+    `gpu_node_labels` is the operator's setting (--gpu-node-labels): per profile, the node
+    labels that mark nodes of that GPU type.
+    """
     validate_spec(spec)
-    return resolve_validated(spec)
+    return resolve_validated(spec, gpu_node_labels)
 
 
-def resolve_validated(spec: GptOssDeploymentSpec) -> Resolved:
+def resolve_validated(
+    spec: GptOssDeploymentSpec, gpu_node_labels: GpuNodeLabels = DEFAULT_GPU_NODE_LABELS
+) -> Resolved:
     """`resolve` for a spec `validate_spec` (or `parse_spec`) has already accepted."""
     facts = MODELS[spec.model.name]
     acc = spec.accelerator
@@ -102,9 +116,16 @@ def resolve_validated(spec: GptOssDeploymentSpec) -> Resolved:
     batched = engine.max_num_batched_tokens
     if tight and "gpu_memory_utilization" not in explicit:
         utilization = TIGHT_UTILIZATION
-    if tight and "max_num_batched_tokens" not in explicit:
+    profile = PROFILES[acc.profile] if acc.profile else None
+    if batched is None and tight:
         batched = TIGHT_BATCHED_TOKENS
-    rec = recipe(acc.profile)
+    elif batched is None and profile is not None:
+        # The recipe's value where it gives one, else None: vLLM's per-device default.
+        batched = profile.recipe_batched_tokens
+    cudagraph = engine.max_cudagraph_capture_size
+    if cudagraph is None and profile is not None:
+        cudagraph = profile.cudagraph_capture_size
+    kv_dtype = engine.kv_cache_dtype or (profile.kv_cache_dtype if profile else None)
     shm = SHM_GIB if tp > 1 else 0
     budget = spec.probes.startup_budget_seconds or startup_budget(
         facts.name, downloads=not spec.model_cache.offline
@@ -117,23 +138,27 @@ def resolve_validated(spec: GptOssDeploymentSpec) -> Resolved:
         served_model_name=spec.api.served_model_name or facts.repository,
         profile=acc.profile,
         resource_name=custom.resource_name if custom else GPU_RESOURCE,
-        product_labels=PROFILES[acc.profile].product_labels if acc.profile else (),
+        gpu_node_labels=tuple(sorted(gpu_node_labels.get(acc.profile, {}).items()))
+        if acc.profile
+        else (),
         node_selector=tuple(sorted(custom.node_selector.items())) if custom else (),
         tensor_parallel_size=tp,
         gpus_per_replica=tp,
         gpu_memory_utilization=utilization,
         max_model_len=engine.max_model_len or MAX_CONTEXT,
         max_num_batched_tokens=batched,
-        kv_cache_dtype=engine.kv_cache_dtype or rec.kv_cache_dtype,
-        recipe_flags=rec.flags,
-        recipe_env=tuple(sorted(rec.env.items())),
+        max_cudagraph_capture_size=cudagraph,
+        kv_cache_dtype=kv_dtype,
         image=spec.image,
         version=_version(spec.image),
         port=CONTAINER_PORT,
         service_port=spec.service.port,
-        cpu=spec.resources.cpu or facts.cpu,
+        cpu=spec.resources.cpu or str(cpu_request(tp)),
         memory=spec.resources.memory or f"{int(facts.memory.removesuffix('Gi')) + shm}Gi",
         shm_gib=shm,
+        cache_disk_gib=None
+        if spec.model_cache.existing_claim_name or spec.model_cache.size
+        else facts.cache_disk_gib,
         startup_budget_seconds=budget,
         progress_deadline_seconds=spec.rollout.progress_deadline_seconds
         or budget + PROGRESS_SLACK_SECONDS,

@@ -72,7 +72,14 @@ def build_service(
             "type": spec.service.type,
             "selector": selector_labels(name),
             "ports": [
-                {"name": "http", "port": r.service_port, "targetPort": "http", "protocol": "TCP"}
+                {
+                    "name": "http",
+                    "port": r.service_port,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                    # vLLM speaks HTTP/1.1: lets meshes and gateways pick the right L7 handling.
+                    "appProtocol": "http",
+                }
             ],
         },
     }
