@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
+from gptoss_operator.render.auth import build_auth_config_map
 from gptoss_operator.render.optional import (
     build_cache_pvc,
     build_network_policy,
@@ -46,6 +47,8 @@ __all__ = [
 
 _BUILDERS = (
     build_cache_pvc,
+    # Before the Deployment: its pods mount the ConfigMap.
+    build_auth_config_map,
     build_deployment,
     build_service,
     build_pdb,

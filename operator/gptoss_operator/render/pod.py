@@ -8,6 +8,7 @@ from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.catalog import GPU_PRODUCT_LABEL
+from gptoss_operator.render import auth
 from gptoss_operator.render.command import COMMAND, vllm_args, vllm_env
 from gptoss_operator.render.resolve import CACHE_MOUNT, Resolved, labels
 
@@ -15,6 +16,7 @@ CONTAINER = "vllm"
 CACHE_VOLUME = "model-cache"
 SHM_VOLUME = "dshm"
 STARTUP_PERIOD = 10
+MIDDLEWARE_ANNOTATION = "gptoss.dev/api-key-middleware"
 
 
 def cache_claim_name(name: str, spec: GptOssDeploymentSpec) -> str | None:
@@ -44,10 +46,45 @@ def _resources(r: Resolved) -> dict[str, Any]:
     }
 
 
+def _run_as_non_root(spec: GptOssDeploymentSpec) -> bool | None:
+    sc = spec.security_context
+    if sc.run_as_non_root is not None:
+        return sc.run_as_non_root
+    return True if sc.run_as_user else None
+
+
+def _pod_security_context(spec: GptOssDeploymentSpec) -> dict[str, Any]:
+    """User, groups and seccomp of the pod: what a `restricted` namespace checks."""
+    sc = spec.security_context
+    fs_group = sc.fs_group if sc.fs_group is not None else sc.run_as_group
+    context: dict[str, Any] = {
+        "runAsUser": sc.run_as_user,
+        "runAsGroup": sc.run_as_group,
+        "runAsNonRoot": _run_as_non_root(spec),
+        "fsGroup": fs_group,
+        # Without it the kubelet chowns every file of the model cache at each mount (minutes for
+        # 120b's 65 GB); OnRootMismatch does it once.
+        "fsGroupChangePolicy": "OnRootMismatch" if fs_group is not None else None,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return {k: v for k, v in context.items() if v is not None}
+
+
+def _container_security_context() -> dict[str, Any]:
+    """vLLM needs no capability and no setuid: the GPU devices come from the device plugin."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def _container(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
-    mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}]
+    mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}]
     if r.shm_gib:
         mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    if spec.api.api_key_secret_ref is not None:
+        mounts.append({"name": auth.VOLUME, "mountPath": auth.MOUNT, "readOnly": True})
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": r.image,
@@ -58,6 +95,7 @@ def _container(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": r.port, "protocol": "TCP"}],
         "resources": _resources(r),
         "volumeMounts": mounts,
+        "securityContext": _container_security_context(),
         # vLLM opens the port only once the engine is up, so /health failing means "still
         # loading" until the startup budget runs out (GAIE gpu-deployment.yaml, vLLM k8s docs).
         "startupProbe": _probe(
@@ -87,6 +125,13 @@ def _volumes(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[st
         # once TP > 1 (vLLM docs, deployment/k8s.md).
         volumes.append(
             {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": f"{r.shm_gib}Gi"}}
+        )
+    if spec.api.api_key_secret_ref is not None:
+        volumes.append(
+            {
+                "name": auth.VOLUME,
+                "configMap": {"name": auth.config_map_name(name), "defaultMode": 0o444},
+            }
         )
     return volumes
 
@@ -120,6 +165,9 @@ def pod_template(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> dict[str
         # Service links inject VLLM_PORT=tcp://... for a Service named vllm, which vLLM reads as
         # its own port and crash-loops (vLLM env-vars doc).
         "enableServiceLinks": False,
+        # vLLM never calls the Kubernetes API: no token for an attacker inside the pod to use.
+        "automountServiceAccountToken": False,
+        "securityContext": _pod_security_context(spec),
         "terminationGracePeriodSeconds": r.termination_grace_period_seconds,
         "containers": [_container(spec, r)],
         "volumes": _volumes(name, spec, r),
@@ -136,6 +184,11 @@ def pod_template(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> dict[str
     if sched.runtime_class_name:
         pod["runtimeClassName"] = sched.runtime_class_name
     metadata: dict[str, Any] = {"labels": {**spec.pod_labels, **labels(name, r)}}
-    if spec.pod_annotations:
-        metadata["annotations"] = dict(spec.pod_annotations)
+    annotations = dict(spec.pod_annotations)
+    if spec.api.api_key_secret_ref is not None:
+        # The ConfigMap's content is not part of the template: a changed middleware must still
+        # roll the pods, which load it once at start.
+        annotations[MIDDLEWARE_ANNOTATION] = auth.middleware_digest()
+    if annotations:
+        metadata["annotations"] = annotations
     return {"metadata": metadata, "spec": pod}
