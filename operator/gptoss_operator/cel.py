@@ -137,7 +137,7 @@ def security_context_rules() -> list[Rule]:
         {
             "rule": "!(has(self.runAsNonRoot) && self.runAsNonRoot && "
             "has(self.runAsUser) && self.runAsUser == 0)",
-            "message": "spec.securityContext: runAsNonRoot contradicts runAsUser 0",
+            "message": "spec.securityContext.runAsUser: runAsNonRoot contradicts runAsUser 0",
             "fieldPath": ".runAsUser",
             "reason": "FieldValueInvalid",
         }

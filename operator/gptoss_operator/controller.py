@@ -27,6 +27,7 @@ CHILD_INDEXES = (
     "pdbs_by_owner",
     "netpols_by_owner",
     "pvcs_by_owner",
+    "configmaps_by_owner",
     "podmonitors_by_owner",
 )
 

@@ -27,6 +27,7 @@ WATCHED: tuple[tuple[str, str, str, str, bool], ...] = (
     ("deployments_by_owner", "apps", "v1", "deployments", True),
     ("services_by_owner", "", "v1", "services", True),
     ("pvcs_by_owner", "", "v1", "persistentvolumeclaims", True),
+    ("configmaps_by_owner", "", "v1", "configmaps", True),
     ("pdbs_by_owner", "policy", "v1", "poddisruptionbudgets", True),
     ("netpols_by_owner", "networking.k8s.io", "v1", "networkpolicies", True),
     # Only where the Prometheus operator's CRDs exist; Kopf skips resources it cannot find.

@@ -53,6 +53,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
     ("apps/v1", "Deployment"): Resource("apps", "v1", "deployments"),
     ("v1", "Service"): Resource("", "v1", "services"),
     ("v1", "PersistentVolumeClaim"): Resource("", "v1", "persistentvolumeclaims"),
+    ("v1", "ConfigMap"): Resource("", "v1", "configmaps"),
     ("policy/v1", "PodDisruptionBudget"): Resource("policy", "v1", "poddisruptionbudgets"),
     ("networking.k8s.io/v1", "NetworkPolicy"): Resource(
         "networking.k8s.io", "v1", "networkpolicies"

@@ -25,7 +25,7 @@ from gptoss_operator.validation import SpecError, parse_spec
 
 # Children the operator removes again when the spec stops asking for them. The Deployment and
 # Service always exist; a model-cache claim is never pruned (it holds the weights).
-PRUNABLE_KINDS = frozenset({"PodDisruptionBudget", "NetworkPolicy"})
+PRUNABLE_KINDS = frozenset({"PodDisruptionBudget", "NetworkPolicy", "ConfigMap"})
 
 
 @dataclass
