@@ -80,5 +80,5 @@ def vllm_env(spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[str, Any]]:
     if sc.run_as_user and f.HOME not in env:
         # vllm/vllm-openai keeps HOME at /root, which another UID cannot write; vLLM, Triton and
         # FlashInfer put their caches under HOME. /tmp is world-writable in the image.
-        env[f.HOME] = {"name": f.HOME, "value": "/tmp"}  # noqa: S108
+        env[f.HOME] = {"name": f.HOME, "value": "/tmp"}
     return [env[name] for name in sorted(env)]
