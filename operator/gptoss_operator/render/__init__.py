@@ -7,6 +7,7 @@ from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.render.auth import build_auth_config_map
+from gptoss_operator.render.command import secret_refs
 from gptoss_operator.render.optional import (
     build_cache_pvc,
     build_network_policy,
@@ -40,6 +41,7 @@ __all__ = [
     "labels",
     "render_children",
     "resolve",
+    "secret_refs",
     "selector_labels",
     "selector_string",
     "spec_hash",

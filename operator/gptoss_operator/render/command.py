@@ -50,6 +50,15 @@ def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
     return args
 
 
+def secret_refs(spec: GptOssDeploymentSpec) -> tuple[tuple[str, str, str], ...]:
+    """(spec field, Secret, key) of every Secret key the container reads."""
+    refs = (
+        ("spec.api.apiKeySecretRef", spec.api.api_key_secret_ref),
+        ("spec.modelCache.hfTokenSecretRef", spec.model_cache.hf_token_secret_ref),
+    )
+    return tuple((field, ref.name, ref.key) for field, ref in refs if ref is not None)
+
+
 def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
