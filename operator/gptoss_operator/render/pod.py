@@ -62,8 +62,8 @@ def _pod_security_context(spec: GptOssDeploymentSpec) -> dict[str, Any]:
         "runAsGroup": sc.run_as_group,
         "runAsNonRoot": _run_as_non_root(spec),
         "fsGroup": fs_group,
-        # Without it the kubelet chowns every file of the model cache at each mount (minutes for
-        # 120b's 65 GB); OnRootMismatch does it once.
+        # The default, Always, walks and re-chowns the whole model cache at every mount;
+        # OnRootMismatch only when the volume's top directory has the wrong group.
         "fsGroupChangePolicy": "OnRootMismatch" if fs_group is not None else None,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
