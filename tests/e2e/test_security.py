@@ -60,6 +60,23 @@ def test_restricted_namespace_admits_a_non_root_pod(
     assert not [v for v in volumes if v.startswith("kube-api-access")]
 
 
+def test_restricted_namespace_refuses_root_for_the_user_alone(
+    testbed: Testbed, operator: OperatorProcess, namespace: str
+) -> None:
+    """Without runAsUser the image's root user is the only thing `restricted` objects to: the rest
+    of the hardening (capabilities, privilege escalation, seccomp, volumes) is already there."""
+    testbed.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    apply(testbed, namespace, manifest("root", api=KEY_REF))
+    cr = wait_condition(testbed, namespace, "root", "Degraded", reason="FailedCreate")
+    message = condition(cr, "Degraded")["message"]
+    assert 'violates PodSecurity "restricted:latest": runAsNonRoot != true' in message
+    for hardened in ("allowPrivilegeEscalation", "capabilities", "seccompProfile", "volumes"):
+        assert hardened not in message
+    assert _pods(testbed, namespace, "root") == []
+
+
 def test_key_stays_out_of_children_and_status_and_middleware_follows_the_key(
     testbed: Testbed, operator: OperatorProcess, namespace: str
 ) -> None:
