@@ -230,3 +230,12 @@ def test_dev_mode_routes_are_guarded_too(
     assert extra, "dev mode added no routes: this test no longer tests anything"
     for method, path in sorted(extra):
         assert srv.request(method, path, None) == (401, False), f"{method} {path}"
+
+
+def test_an_empty_key_stops_the_server_at_start(
+    vllm_ready: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Secret holding an empty value: building the app fails (the SageMaker bootstrap builds
+    the middleware stack inside `build_app`), so vLLM exits instead of serving without a key."""
+    with pytest.raises(RuntimeError, match="VLLM_API_KEY is empty"):
+        _build(_spec(False), tmp_path, monkeypatch, {"VLLM_API_KEY": ""})
