@@ -89,9 +89,12 @@ def test_key_stays_out_of_children_and_status_and_middleware_follows_the_key(
     assert "class ApiKeyMiddleware" in config_map["data"]["gptoss_api_key.py"]
     everything = [
         testbed.kubectl("-n", namespace, "get", kind, "-o", "json").stdout
-        for kind in ("gptossdeployment", "deployment", "replicaset", "pod", "configmap", "service")
-    ]
+        for kind in (
+            "gptossdeployment", "deployment", "replicaset", "pod", "configmap", "service", "event"
+        )
+    ]  # fmt: skip
     assert KEY_VALUE not in "".join(everything)
+    assert KEY_VALUE not in (testbed.state / "logs" / "operator.log").read_text(errors="replace")
 
     apply(testbed, namespace, manifest("keyed"))  # the key removed: the middleware goes
     wait_until(
