@@ -29,7 +29,7 @@ lint: venv ## ruff, mypy and the import layering rules
 unit: venv ## fast tests: rendering, catalog, CRD, diagnosis (no cluster, no vLLM)
 	$(PY) -m pytest tests/unit -q -m "not contract"
 
-contract: $(VENV)/.vllm ## every rendered command line parsed by vLLM's own argument parser
+contract: $(VENV)/.vllm ## rendered command lines parsed by vLLM's own parser; the API key checked on vLLM's real app
 	$(PY) -m pytest tests/unit -q -m contract
 
 generate: venv ## regenerate the CRD, the chart's copy, install.yaml and the docs tables

@@ -143,6 +143,19 @@ def shutdown_rules() -> list[Rule]:
     ]
 
 
+def security_context_rules() -> list[Rule]:
+    """Rules on `spec.securityContext`."""
+    return [
+        {
+            "rule": "!(has(self.runAsNonRoot) && self.runAsNonRoot && "
+            "has(self.runAsUser) && self.runAsUser == 0)",
+            "message": "spec.securityContext.runAsUser: runAsNonRoot contradicts runAsUser 0",
+            "fieldPath": ".runAsUser",
+            "reason": "FieldValueInvalid",
+        }
+    ]
+
+
 def extra_args_rules() -> list[Rule]:
     """Rules on `spec.engine.extraArgs`."""
     flags = _literal(list(MANAGED_FLAGS))
@@ -183,6 +196,7 @@ RULES_BY_PATH: dict[tuple[str, ...], Any] = {
     ("accelerator",): accelerator_rules,
     ("modelCache",): model_cache_rules,
     ("shutdown",): shutdown_rules,
+    ("securityContext",): security_context_rules,
     ("engine", "extraArgs"): extra_args_rules,
     ("engine", "extraEnv"): extra_env_rules,
     ("image",): image_rules,

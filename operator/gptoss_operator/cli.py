@@ -45,6 +45,18 @@ def _render_one(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str,
     return render_children(name, meta.get("namespace", "default"), spec, gpu_node_labels=labels)
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (the middleware module in its ConfigMap) as readable `|` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
 def _render(args: argparse.Namespace) -> int:
     from gptoss_operator.validation import SpecError
 
@@ -57,7 +69,7 @@ def _render(args: argparse.Namespace) -> int:
     except (SpecError, ValueError, yaml.YAMLError) as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(yaml.safe_dump_all(children, sort_keys=False, width=100))
+    sys.stdout.write(yaml.dump_all(children, Dumper=_BlockDumper, sort_keys=False, width=100))
     return 0
 
 

@@ -17,6 +17,10 @@ from gptoss_operator.render.resolve import SPEC_HASH_ANNOTATION
 OOM_KILLED = "OOMKilled"
 CRASH_LOOP = "CrashLoopBackOff"
 IMAGE_PULL = "ImagePullBackOff"
+# The kubelet cannot build the container: a referenced Secret or key is missing (SecretMissing),
+# or something else such as runAsNonRoot with an image that runs as root.
+SECRET_MISSING = "SecretMissing"  # noqa: S105 - a condition reason
+CONTAINER_CONFIG = "CreateContainerConfigError"
 FAILED_CREATE = "FailedCreate"
 UNSCHEDULABLE = "Unschedulable"
 STARTUP_PROBE_FAILED = "StartupProbeFailed"
@@ -26,7 +30,16 @@ INVALID_SPEC = "InvalidSpec"
 APPLY_FAILED = "ApplyFailed"
 WRITE_LOOP = "WriteLoop"
 RECONCILE_ERROR = "ReconcileError"
-SEVERITY = [OOM_KILLED, CRASH_LOOP, IMAGE_PULL, FAILED_CREATE, UNSCHEDULABLE, STARTUP_PROBE_FAILED]
+SEVERITY = [
+    OOM_KILLED,
+    CRASH_LOOP,
+    SECRET_MISSING,
+    CONTAINER_CONFIG,
+    IMAGE_PULL,
+    FAILED_CREATE,
+    UNSCHEDULABLE,
+    STARTUP_PROBE_FAILED,
+]
 IMAGE_PULL_WAITING = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 
@@ -36,6 +49,15 @@ class Problem:
 
     reason: str
     message: str
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """A Secret key the pods read, and the spec field that names it."""
+
+    field: str
+    name: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,7 @@ class Facts:
     tensor_parallel_size: int
     gpus_per_replica: int
     image: str
+    secrets: tuple[SecretUse, ...] = ()
 
 
 @dataclass
@@ -64,7 +87,36 @@ class Observation:
     failure: Problem | None = None  # invalid spec or a rejected apply: nothing else matters
 
 
-def pod_problem(pod: dict[str, Any]) -> Problem | None:
+def _mentions(message: str, secret: str) -> bool:
+    # The kubelet writes `secret "NAME" not found` or `couldn't find key KEY in Secret NS/NAME`.
+    return f'"{secret}"' in message or message.endswith(f"/{secret}")
+
+
+def config_problem(
+    pod: str, container: str, message: str, secrets: tuple[SecretUse, ...]
+) -> Problem:
+    """Why the kubelet could not build a container (waiting in CreateContainerConfigError)."""
+    if "secret" in message.lower() or (not message and secrets):
+        named = [s for s in secrets if _mentions(message, s.name)] or list(secrets)
+        which = " or ".join(f"Secret {s.name} with key {s.key} ({s.field})" for s in named)
+        return Problem(
+            SECRET_MISSING,
+            f"pod {pod}: container {container} cannot start: {which or 'a Secret'} is missing "
+            "in the namespace; create it or fix the reference"
+            + (f" (kubelet: {message})" if message else ""),
+        )
+    hint = (
+        "; set spec.securityContext.runAsUser to a non-root UID, or use an image whose USER "
+        "is not root"
+        if "non-root" in message.lower() or "runasnonroot" in message.lower()
+        else ""
+    )
+    return Problem(
+        CONTAINER_CONFIG, f"pod {pod}: container {container} cannot start: {message}{hint}"
+    )
+
+
+def pod_problem(pod: dict[str, Any], secrets: tuple[SecretUse, ...] = ()) -> Problem | None:
     """The most severe problem of one pod, or None when it is fine or merely starting."""
     status = pod.get("status") or {}
     name = pod.get("metadata", {}).get("name", "?")
@@ -93,6 +145,8 @@ def pod_problem(pod: dict[str, Any]) -> Problem | None:
                     f"(last exit code {exit_code}); see kubectl logs {name} --previous",
                 )
             )
+        elif waiting.get("reason") == CONTAINER_CONFIG:
+            found.append(config_problem(name, cname, waiting.get("message", ""), secrets))
         elif waiting.get("reason") in IMAGE_PULL_WAITING:
             found.append(
                 Problem(
@@ -195,7 +249,8 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
     ready = int(dstatus.get("readyReplicas", 0))
     serving = ready >= desired and obs.deployment is not None
     live_pods = [p for p in obs.pods if not p.get("metadata", {}).get("deletionTimestamp")]
-    problems = [p for p in [*map(pod_problem, live_pods), replica_failure(obs.deployment)] if p]
+    pod_problems = [pod_problem(p, obs.facts.secrets) for p in live_pods]
+    problems = [p for p in [*pod_problems, replica_failure(obs.deployment)] if p]
     problem = min(problems, key=lambda p: SEVERITY.index(p.reason), default=None)
     complete = runs_current_spec(obs.deployment, obs.facts)
 

@@ -23,6 +23,8 @@ REASONING_PARSER = "--reasoning-parser"
 REVISION = "--revision"
 SHUTDOWN_TIMEOUT = "--shutdown-timeout"
 MAX_CUDAGRAPH_CAPTURE_SIZE = "--max-cudagraph-capture-size"
+# Loads the operator's API-key middleware; a second one from extraArgs could not be ordered.
+MIDDLEWARE = "--middleware"
 
 # Flags the renderer never emits but that would break what it does emit: the API key belongs in a
 # Secret (argv shows in process listings), the model and download dir are fixed by the cache layout.
@@ -47,6 +49,7 @@ _EMITTED = (
     REVISION,
     SHUTDOWN_TIMEOUT,
     MAX_CUDAGRAPH_CAPTURE_SIZE,
+    MIDDLEWARE,
 )
 
 
@@ -62,8 +65,12 @@ MANAGED_FLAGS: tuple[str, ...] = tuple(
 """Every spelling of a flag that `extraArgs` may not contain (as `--flag` or `--flag=value`)."""
 
 HF_HOME = "HF_HOME"
+HOME = "HOME"
 HF_HUB_OFFLINE = "HF_HUB_OFFLINE"
 HF_TOKEN = "HF_TOKEN"  # noqa: S105 - a variable name, not a secret
+# The middleware's open paths; PYTHONPATH finds its module in the ConfigMap volume.
+GPTOSS_OPEN_PATHS = "GPTOSS_OPEN_PATHS"
+PYTHONPATH = "PYTHONPATH"
 VLLM_API_KEY = "VLLM_API_KEY"
 VLLM_NO_USAGE_STATS = "VLLM_NO_USAGE_STATS"
 # A default, not managed: extraEnv may move it off a read-only cache claim.
@@ -75,6 +82,8 @@ MANAGED_ENV: tuple[str, ...] = tuple(
             HF_HOME,
             HF_HUB_OFFLINE,
             HF_TOKEN,
+            GPTOSS_OPEN_PATHS,
+            PYTHONPATH,
             "HUGGING_FACE_HUB_TOKEN",
             VLLM_API_KEY,
             VLLM_NO_USAGE_STATS,

@@ -13,13 +13,14 @@ from typing import Any
 
 from gptoss_operator import diagnose, settings
 from gptoss_operator.api import GROUP, KIND, VERSION, GptOssDeploymentSpec
-from gptoss_operator.diagnose import Facts, Observation, Problem
+from gptoss_operator.diagnose import Facts, Observation, Problem, SecretUse
 from gptoss_operator.render import (
     BY_KIND,
     SPEC_HASH_ANNOTATION,
     endpoint_url,
     render_resolved,
     resolve_validated,
+    secret_refs,
     selector_string,
 )
 from gptoss_operator.validation import SpecError, parse_spec
@@ -203,6 +204,7 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
         tensor_parallel_size=resolved.tensor_parallel_size,
         gpus_per_replica=resolved.gpus_per_replica,
         image=resolved.image,
+        secrets=tuple(SecretUse(*ref) for ref in secret_refs(spec)),
     )
     obs = Observation(
         generation=meta.get("generation", 0),

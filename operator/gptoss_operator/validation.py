@@ -101,6 +101,9 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
             f"{tgps} must exceed preStopSleepSeconds + drainSeconds "
             f"({sd.pre_stop_sleep_seconds + sd.drain_seconds})",
         )
+    sc = spec.security_context
+    if sc.run_as_non_root and sc.run_as_user == 0:
+        raise SpecError("spec.securityContext.runAsUser", "runAsNonRoot contradicts runAsUser 0")
     rollout = spec.rollout
     if (
         rollout.strategy == "RollingUpdate"

@@ -51,8 +51,8 @@ FORBIDDEN = [
     ("list", "secrets", True),
     ("watch", "secrets", True),
     ("list", "secrets", False),
-    ("create", "configmaps", True),
     ("get", "configmaps", True),
+    ("update", "configmaps", True),
     ("delete", "persistentvolumeclaims", True),
     ("get", "persistentvolumeclaims", True),
     ("create", "pods", True),
@@ -96,6 +96,7 @@ ALLOWED = [
             "poddisruptionbudgets.policy",
             "networkpolicies.networking.k8s.io",
             "podmonitors.monitoring.coreos.com",
+            "configmaps",
         )
         for verb in ("list", "watch", "create", "patch", "delete")
     ],
@@ -173,8 +174,10 @@ def wildcard_rules(testbed: Testbed, user: str, namespace: str) -> list[str]:
 
 
 def example_in(namespace: str) -> str:
+    """The 20b example with an API key, so the middleware ConfigMap is among the writes."""
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["metadata"]["namespace"] = namespace
+    doc["spec"]["api"] = {"apiKeySecretRef": {"name": "llm-key", "key": "token"}}
     return json.dumps(doc)
 
 
@@ -284,6 +287,9 @@ def reconcile_as_chart_identity(
     name = unique("helm-fence")
     operator = OperatorProcess(kubeconfig, log, *operator_args(testbed, release_ns, release))
     mark = testbed.audit_mark()
+    testbed.kubectl(
+        "-n", work_ns, "create", "secret", "generic", "llm-key", "--from-literal=token=sk-helm"
+    )
     try:
         fence(testbed, name, work_ns, user)
         operator.start()
@@ -307,6 +313,7 @@ def reconcile_as_chart_identity(
     assert {
         ("patch", "deployments", ""),
         ("patch", "services", ""),
+        ("patch", "configmaps", ""),
         ("patch", "gptossdeployments", "status"),
     } <= done, done
 

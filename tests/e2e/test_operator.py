@@ -202,6 +202,7 @@ def test_the_operator_lists_only_its_own_children_and_pods(
     selector = (
         "labelSelector=app.kubernetes.io/managed-by=gptoss-operator,app.kubernetes.io/instance"
     )
-    for resource in ("pods", "replicasets", "deployments", "services"):
+    # ConfigMaps above all: every namespace holds some (kube-root-ca.crt), only ours are watched.
+    for resource in ("pods", "replicasets", "deployments", "services", "configmaps"):
         assert selector in by_resource[resource], by_resource[resource]
     assert "labelSelector" not in by_resource["gptossdeployments"]

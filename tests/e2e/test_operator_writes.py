@@ -50,9 +50,15 @@ def quiet_for(testbed: Testbed, seconds: float, namespace: str) -> None:
 def test_idle_and_restarted_operator_write_nothing(
     testbed: Testbed, operator: OperatorProcess, namespace: str, spare_h100_nodes: None
 ):
-    # Every fifth one also has a model-cache claim, so every kind of child is in the count.
+    # Every fifth one also has a model-cache claim and every third an API key (its middleware
+    # ConfigMap), so every kind of child is in the count.
+    key = {"apiKeySecretRef": {"name": "llm-key", "key": "token"}}
     objects = [
-        manifest(f"m{i:02d}", **({"modelCache": {"size": "40Gi"}} if i % 5 == 0 else {}))
+        manifest(
+            f"m{i:02d}",
+            **({"modelCache": {"size": "40Gi"}} if i % 5 == 0 else {}),
+            **({"api": key} if i % 3 == 0 else {}),
+        )
         for i in range(COUNT)
     ]
     apply_all(testbed, namespace, objects)

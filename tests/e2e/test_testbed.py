@@ -194,6 +194,27 @@ def test_image_pull_error_backs_off(testbed: Testbed, namespace: str):
     assert pod(testbed, namespace, "nopull")["status"]["phase"] == "Pending"
 
 
+def test_missing_secret_waits_in_create_container_config_error(testbed: Testbed, namespace: str):
+    spec = json.loads(gpu_pod("nosecret", 1, labels={"sim.gptoss.dev/behavior": "missing-secret"}))
+    spec["spec"]["containers"][0]["env"] = [
+        {"name": "PLAIN", "value": "x"},
+        {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "token"}}},
+    ]
+    testbed.apply(namespace, spec)
+    waiting = wait_until(
+        lambda: (
+            (container_status(testbed, namespace, "nosecret") or {}).get("state", {}).get("waiting")
+        ),
+        30,
+        "the container to wait",
+    )
+    assert waiting == {
+        "reason": "CreateContainerConfigError",
+        "message": 'secret "absent" not found',
+    }
+    assert pod(testbed, namespace, "nosecret")["status"]["phase"] == "Pending"
+
+
 def test_deleting_an_owner_garbage_collects_what_it_owns(testbed: Testbed, namespace: str):
     testbed.kubectl("-n", namespace, "create", "configmap", "owner")
     uid = testbed.get("-n", namespace, "configmap", "owner")["metadata"]["uid"]

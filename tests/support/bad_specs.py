@@ -111,6 +111,12 @@ BAD: list[tuple[str, dict[str, Any], str, bool]] = [
         True,
     ),
     ("image-latest", {"image": "vllm/vllm-openai:latest"}, "spec.image", True),
+    (
+        "non-root-as-root",
+        {"securityContext": {"runAsUser": 0, "runAsNonRoot": True}},
+        "spec.securityContext.runAsUser",
+        True,
+    ),
     ("image-untagged", {"image": "vllm/vllm-openai"}, "spec.image", False),
     (
         "profile-and-custom",

@@ -10,6 +10,7 @@ from gptoss_operator.diagnose import (
     Facts,
     Observation,
     Problem,
+    SecretUse,
     build_status,
     merge_conditions,
     pod_problem,
@@ -229,3 +230,61 @@ def test_pods_the_replicaset_could_not_create_are_a_problem() -> None:
     status = build_status(Observation(1, FACTS, refused, []), NOW)
     assert (status["phase"], status["reason"]) == ("Degraded", "FailedCreate")
     assert "violates PodSecurity" in status["message"]
+
+
+API_KEY = SecretUse("spec.api.apiKeySecretRef", "llm-key", "token")
+HF = SecretUse("spec.modelCache.hfTokenSecretRef", "hf", "t")
+
+
+def _config_error(message: str) -> dict[str, Any]:
+    return pod(
+        state={"waiting": {"reason": "CreateContainerConfigError", "message": message}},
+        started=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "named"),
+    [
+        ('secret "llm-key" not found', "Secret llm-key with key token (spec.api.apiKeySecretRef)"),
+        ("couldn't find key token in Secret ns/llm-key", "Secret llm-key with key token"),
+        ('secret "hf" not found', "Secret hf with key t (spec.modelCache.hfTokenSecretRef)"),
+        # No kubelet message (or one naming neither): every referenced Secret is a suspect.
+        ("", "Secret llm-key with key token (spec.api.apiKeySecretRef) or Secret hf"),
+    ],
+)
+def test_missing_secret_names_the_secret_and_key(message: str, named: str) -> None:
+    problem = pod_problem(_config_error(message), (API_KEY, HF))
+    assert problem is not None
+    assert problem.reason == "SecretMissing"
+    assert named in problem.message
+    assert problem.message.startswith("pod p: container vllm cannot start: ")
+
+
+def test_missing_secret_makes_the_deployment_degraded_not_ready() -> None:
+    facts = Facts(**{**FACTS.__dict__, "secrets": (API_KEY,)})
+    status = build_status(
+        Observation(
+            generation=3,
+            facts=facts,
+            deployment=deployment(ready=0, updated=2),
+            pods=[_config_error('secret "llm-key" not found')],
+        ),
+        NOW,
+    )
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "False"
+    assert conditions["Ready"]["reason"] == "SecretMissing"
+    assert conditions["Degraded"]["status"] == "True"
+    assert "Secret llm-key with key token" in conditions["Degraded"]["message"]
+    assert status["reason"] == "SecretMissing"
+
+
+def test_run_as_non_root_with_a_root_image_is_explained() -> None:
+    message = "container has runAsNonRoot and image will run as root (pod: p, container: vllm)"
+    problem = pod_problem(_config_error(message), (API_KEY,))
+    assert problem == Problem(
+        "CreateContainerConfigError",
+        f"pod p: container vllm cannot start: {message}; set spec.securityContext.runAsUser to "
+        "a non-root UID, or use an image whose USER is not root",
+    )

@@ -46,6 +46,9 @@ def test_policy(case_id: str, spec: GptOssDeploymentSpec) -> None:
     assert deployment["spec"]["selector"]["matchLabels"] == selector_labels("m")
     assert SPEC_HASH_ANNOTATION in deployment["spec"]["template"]["metadata"]["annotations"]
     assert pod["enableServiceLinks"] is False
+    # Hardened by default, whatever the spec says.
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/health"
@@ -64,6 +67,14 @@ def test_policy(case_id: str, spec: GptOssDeploymentSpec) -> None:
     args = container["args"]
     assert args[args.index("--tensor-parallel-size") + 1] == str(tp)
     assert "--api-key" not in args
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    keyed = spec.api.api_key_secret_ref is not None
+    assert ("--middleware" in args) == keyed
+    assert any(c["kind"] == "ConfigMap" for c in children) == keyed
     shm = [v for v in pod["volumes"] if v.get("emptyDir", {}).get("medium") == "Memory"]
     assert bool(shm) == (tp > 1)
     for env in container["env"]:
@@ -95,7 +106,10 @@ def test_no_secret_values_rendered() -> None:
     container = _deployment(render_children("m", "ns", spec))["spec"]["template"]["spec"][
         "containers"
     ][0]
-    assert "s3cr3t" not in json.dumps(container["args"])
+    # The key travels only as a secretKeyRef: not in argv, not in the ConfigMap, nowhere else.
+    everything = json.dumps(render_children("m", "ns", spec))
+    assert everything.count("s3cr3t-name") == 1
+    assert everything.count("s3cr3t-key") == 1
     (env,) = [e for e in container["env"] if e["name"] == "VLLM_API_KEY"]
     assert env["valueFrom"]["secretKeyRef"] == {"name": "s3cr3t-name", "key": "s3cr3t-key"}
 

@@ -131,3 +131,40 @@ def test_an_invalid_change_keeps_describing_what_runs() -> None:
     assert (result.status["phase"], result.status["reason"]) == ("Failed", "InvalidSpec")
     assert result.status["selector"] == cr["status"]["selector"]
     assert (result.status["replicas"], result.status["ready"]) == (1, "1/1")
+
+
+KEYED = {
+    "model": {"name": "gpt-oss-20b"},
+    "accelerator": {"profile": "L40S"},
+    "api": {"apiKeySecretRef": {"name": "llm-key", "key": "token"}},
+}
+
+
+def test_the_middleware_config_map_is_pruned_with_the_key() -> None:
+    children = plan(Live(cr=resource(KEYED)), NOW).apply
+    assert [m["kind"] for m in children][:2] == ["ConfigMap", "Deployment"]
+    result = plan(Live(cr=resource(), children=children), NOW)
+    assert [m["metadata"]["name"] for m in result.prune] == ["chat-api-key-middleware"]
+
+
+def test_a_pod_without_its_secret_names_the_spec_field() -> None:
+    stuck = {
+        "metadata": {"name": "chat-1"},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "vllm",
+                    "state": {
+                        "waiting": {
+                            "reason": "CreateContainerConfigError",
+                            "message": "couldn't find key token in Secret ml/llm-key",
+                        }
+                    },
+                }
+            ]
+        },
+    }
+    result = plan(Live(cr=resource(KEYED), pods=[stuck]), NOW)
+    assert result.status is not None
+    assert result.status["reason"] == "SecretMissing"
+    assert "Secret llm-key with key token (spec.api.apiKeySecretRef)" in result.status["message"]

@@ -114,7 +114,10 @@ class ApiSettings(ApiModel):
     reasoning_parser: str = Field(default="openai_gptoss", max_length=64)
     """vLLM reasoning parser name."""
     api_key_secret_ref: SecretKeyRef | None = None
-    """Secret key holding the API key clients must send as a Bearer token (env VLLM_API_KEY)."""
+    """Secret key holding the API key clients must send as `Authorization: Bearer <key>`. Every
+    route needs it except /health (the probes) and, when podMonitor is on, /metrics: the operator
+    loads an API-key middleware into vLLM from a ConfigMap; the key reaches the pod only through
+    the Secret (env VLLM_API_KEY). Changing the Secret's value needs a rollout restart."""
 
 
 class ModelCache(ApiModel):
@@ -220,6 +223,24 @@ class Shutdown(ApiModel):
     """Pod grace period; must exceed preStop sleep plus drain. Default: their sum plus 15 s."""
 
 
+class PodSecurity(ApiModel):
+    """Who the vLLM container runs as. The pod always drops every capability, forbids privilege
+    escalation, uses the RuntimeDefault seccomp profile and mounts no ServiceAccount token."""
+
+    run_as_user: int | None = Field(default=None, ge=0, le=2147483647)
+    """UID of the vLLM process. Default: the image's (root in vllm/vllm-openai). A non-zero
+    UID, with runAsNonRoot, lets a namespace enforcing the `restricted` Pod Security Standard
+    admit the pod; HOME is then /tmp unless extraEnv sets it (the image keeps caches in /root)."""
+    run_as_group: int | None = Field(default=None, ge=0, le=2147483647)
+    """GID of the vLLM process. Default: the image's."""
+    run_as_non_root: bool | None = None
+    """Make the kubelet refuse to start the container as UID 0. Default: true when runAsUser is
+    a non-zero UID, unset otherwise."""
+    fs_group: int | None = Field(default=None, ge=0, le=2147483647)
+    """Group that owns the model-cache volume, so a non-root user can write the weights. Default:
+    runAsGroup when set."""
+
+
 class PodDisruptionBudgetSettings(ApiModel):
     """PodDisruptionBudget for voluntary disruptions (node drains)."""
 
@@ -239,6 +260,13 @@ class NetworkPolicySettings(ApiModel):
     """Namespaces (by label) allowed to connect. Default: this namespace only."""
     from_pod_selector: LabelMap | None = None
     """Pods (by label) allowed to connect. Default: any pod of the allowed namespaces."""
+    metrics_namespace_selector: LabelMap = Field(
+        default_factory=lambda: {"kubernetes.io/metadata.name": "monitoring"}
+    )
+    """When podMonitor is on: namespaces (by label) whose Prometheus may scrape the port (it
+    can reach /metrics without the API key). Default: the namespace named monitoring."""
+    metrics_pod_selector: LabelMap | None = None
+    """When podMonitor is on: Prometheus pods (by label) in those namespaces. Default: any."""
 
 
 class PodMonitorSettings(ApiModel):
@@ -301,3 +329,5 @@ class GptOssDeploymentSpec(ApiModel):
     """NetworkPolicy."""
     pod_monitor: PodMonitorSettings = PodMonitorSettings()
     """PodMonitor."""
+    security_context: PodSecurity = PodSecurity()
+    """User and groups of the vLLM container; the rest of the pod's hardening is fixed."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.catalog import DEFAULT_GPU_NODE_LABELS, GpuNodeLabels
+from gptoss_operator.render.command import secret_refs
 from gptoss_operator.render.kinds import BY_KIND, CHILD_KINDS, WATCHED_KINDS, WatchedKind
 from gptoss_operator.render.pod import cache_claim_name
 from gptoss_operator.render.resolve import (
@@ -46,6 +47,7 @@ __all__ = [
     "render_resolved",
     "resolve",
     "resolve_validated",
+    "secret_refs",
     "selector_labels",
     "selector_string",
     "spec_hash",

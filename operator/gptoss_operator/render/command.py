@@ -6,6 +6,7 @@ from typing import Any
 
 from gptoss_operator import flags as f
 from gptoss_operator.api import GptOssDeploymentSpec, SecretKeyRef
+from gptoss_operator.render import auth
 from gptoss_operator.render.resolve import CACHE_MOUNT, VLLM_CACHE_DIR, Resolved
 
 # Set `command` instead of relying on the image's ENTRYPOINT: recent images use
@@ -46,8 +47,19 @@ def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
         args += [f.REVISION, spec.model.revision]
     # vLLM >= 0.18 drains in-flight requests on SIGTERM for this long (vllm#36666).
     args += [f.SHUTDOWN_TIMEOUT, str(spec.shutdown.drain_seconds)]
+    if spec.api.api_key_secret_ref is not None:
+        args += [f.MIDDLEWARE, auth.MIDDLEWARE]
     args += list(spec.engine.extra_args)
     return args
+
+
+def secret_refs(spec: GptOssDeploymentSpec) -> tuple[tuple[str, str, str], ...]:
+    """(spec field, Secret, key) of every Secret key the container reads."""
+    refs = (
+        ("spec.api.apiKeySecretRef", spec.api.api_key_secret_ref),
+        ("spec.modelCache.hfTokenSecretRef", spec.model_cache.hf_token_secret_ref),
+    )
+    return tuple((field, ref.name, ref.key) for field, ref in refs if ref is not None)
 
 
 def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
@@ -70,6 +82,17 @@ def vllm_env(spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[str, Any]]:
     if spec.model_cache.hf_token_secret_ref is not None:
         env[f.HF_TOKEN] = _secret_env(f.HF_TOKEN, spec.model_cache.hf_token_secret_ref)
     if spec.api.api_key_secret_ref is not None:
-        # The key goes in the environment, not argv: argv shows in process listings.
+        # The key goes in the environment, not argv: argv shows in process listings. Both the
+        # operator's middleware (every path) and vLLM's own check (/v1...) read this variable.
         env[f.VLLM_API_KEY] = _secret_env(f.VLLM_API_KEY, spec.api.api_key_secret_ref)
+        env[f.PYTHONPATH] = {"name": f.PYTHONPATH, "value": auth.MOUNT}
+        env[f.GPTOSS_OPEN_PATHS] = {
+            "name": f.GPTOSS_OPEN_PATHS,
+            "value": ",".join(auth.open_paths(spec)),
+        }
+    sc = spec.security_context
+    if sc.run_as_user and f.HOME not in env:
+        # vllm/vllm-openai keeps HOME at /root, which another UID cannot write; vLLM, Triton and
+        # FlashInfer put their caches under HOME. /tmp is world-writable in the image.
+        env[f.HOME] = {"name": f.HOME, "value": "/tmp"}
     return [env[name] for name in sorted(env)]

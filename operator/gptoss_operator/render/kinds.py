@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
+from gptoss_operator.render.auth import build_auth_config_map
 from gptoss_operator.render.optional import (
     build_cache_pvc,
     build_network_policy,
@@ -66,6 +67,8 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
         build_cache_pvc,
         recreatable=False,
     ),
+    # Before the Deployment: its pods mount the API-key middleware from it.
+    WatchedKind("ConfigMap", "", "v1", "configmaps", build_auth_config_map, prunable=True),
     WatchedKind("Deployment", "apps", "v1", "deployments", build_deployment),
     WatchedKind(
         "Service",

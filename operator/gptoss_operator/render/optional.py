@@ -62,7 +62,8 @@ def build_pdb(
 def build_network_policy(
     name: str, namespace: str, spec: GptOssDeploymentSpec, r: Resolved
 ) -> dict[str, Any] | None:
-    """A NetworkPolicy admitting traffic to the inference port only, from the allowed peers."""
+    """A NetworkPolicy admitting traffic to the inference port only, from the allowed clients
+    and, when a PodMonitor is on, from the monitoring namespace's Prometheus."""
     np = spec.network_policy
     if not np.enabled:
         return None
@@ -71,6 +72,16 @@ def build_network_policy(
         peer["namespaceSelector"] = {"matchLabels": dict(np.from_namespace_selector)}
     if np.from_pod_selector is not None or not peer:
         peer["podSelector"] = {"matchLabels": dict(np.from_pod_selector or {})}
+    ingress = [{"from": [peer], "ports": [{"protocol": "TCP", "port": r.port}]}]
+    if spec.pod_monitor.enabled:
+        # A NetworkPolicy cannot tell paths apart: Prometheus reaches the port, and the API-key
+        # middleware (when a key is set) keeps it on /metrics and /health.
+        scraper: dict[str, Any] = {
+            "namespaceSelector": {"matchLabels": dict(np.metrics_namespace_selector)}
+        }
+        if np.metrics_pod_selector is not None:
+            scraper["podSelector"] = {"matchLabels": dict(np.metrics_pod_selector)}
+        ingress.append({"from": [scraper], "ports": [{"protocol": "TCP", "port": r.port}]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -78,7 +89,7 @@ def build_network_policy(
         "spec": {
             "podSelector": {"matchLabels": selector_labels(name)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": [peer], "ports": [{"protocol": "TCP", "port": r.port}]}],
+            "ingress": ingress,
         },
     }
 
@@ -86,7 +97,8 @@ def build_network_policy(
 def build_pod_monitor(
     name: str, namespace: str, spec: GptOssDeploymentSpec, r: Resolved
 ) -> dict[str, Any] | None:
-    """A Prometheus Operator PodMonitor scraping vLLM's /metrics (unauthenticated in vLLM)."""
+    """A Prometheus Operator PodMonitor scraping vLLM's /metrics, which the API-key middleware
+    leaves open while the PodMonitor is on."""
     pm = spec.pod_monitor
     if not pm.enabled:
         return None

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
+from gptoss_operator.render import auth
 from gptoss_operator.render.command import COMMAND, vllm_args, vllm_env
 from gptoss_operator.render.resolve import CACHE_MOUNT, Resolved, labels, selector_labels
 
@@ -14,6 +15,7 @@ CONTAINER = "vllm"
 CACHE_VOLUME = "model-cache"
 SHM_VOLUME = "dshm"
 STARTUP_PERIOD = 10
+MIDDLEWARE_ANNOTATION = "gptoss.dev/api-key-middleware"
 
 
 def cache_claim_name(name: str, spec: GptOssDeploymentSpec) -> str | None:
@@ -45,10 +47,45 @@ def _resources(r: Resolved) -> dict[str, Any]:
     return {"requests": requests, "limits": {"memory": r.memory, r.resource_name: gpus}}
 
 
+def _run_as_non_root(spec: GptOssDeploymentSpec) -> bool | None:
+    sc = spec.security_context
+    if sc.run_as_non_root is not None:
+        return sc.run_as_non_root
+    return True if sc.run_as_user else None
+
+
+def _pod_security_context(spec: GptOssDeploymentSpec) -> dict[str, Any]:
+    """User, groups and seccomp of the pod: what a `restricted` namespace checks."""
+    sc = spec.security_context
+    fs_group = sc.fs_group if sc.fs_group is not None else sc.run_as_group
+    context: dict[str, Any] = {
+        "runAsUser": sc.run_as_user,
+        "runAsGroup": sc.run_as_group,
+        "runAsNonRoot": _run_as_non_root(spec),
+        "fsGroup": fs_group,
+        # The default, Always, walks and re-chowns the whole model cache at every mount;
+        # OnRootMismatch only when the volume's top directory has the wrong group.
+        "fsGroupChangePolicy": "OnRootMismatch" if fs_group is not None else None,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return {k: v for k, v in context.items() if v is not None}
+
+
+def _container_security_context() -> dict[str, Any]:
+    """vLLM needs no capability and no setuid: the GPU devices come from the device plugin."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def _container(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
-    mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}]
+    mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}]
     if r.shm_gib:
         mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    if spec.api.api_key_secret_ref is not None:
+        mounts.append({"name": auth.VOLUME, "mountPath": auth.MOUNT, "readOnly": True})
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": r.image,
@@ -59,6 +96,7 @@ def _container(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": r.port, "protocol": "TCP"}],
         "resources": _resources(r),
         "volumeMounts": mounts,
+        "securityContext": _container_security_context(),
         # vLLM opens the port only once the engine is up, so /health failing means "still
         # loading" until the startup budget runs out (GAIE gpu-deployment.yaml, vLLM k8s docs).
         "startupProbe": _probe(
@@ -88,6 +126,13 @@ def _volumes(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[st
         # once TP > 1 (vLLM docs, deployment/k8s.md).
         volumes.append(
             {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": f"{r.shm_gib}Gi"}}
+        )
+    if spec.api.api_key_secret_ref is not None:
+        volumes.append(
+            {
+                "name": auth.VOLUME,
+                "configMap": {"name": auth.config_map_name(name), "defaultMode": 0o444},
+            }
         )
     return volumes
 
@@ -142,6 +187,9 @@ def pod_template(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> dict[str
         # Service links inject VLLM_PORT=tcp://... for a Service named vllm, which vLLM reads as
         # its own port and crash-loops (vLLM env-vars doc).
         "enableServiceLinks": False,
+        # vLLM never calls the Kubernetes API: no token for an attacker inside the pod to use.
+        "automountServiceAccountToken": False,
+        "securityContext": _pod_security_context(spec),
         "terminationGracePeriodSeconds": r.termination_grace_period_seconds,
         "containers": [_container(spec, r)],
         "volumes": _volumes(name, spec, r),
@@ -159,6 +207,11 @@ def pod_template(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> dict[str
     if sched.runtime_class_name:
         pod["runtimeClassName"] = sched.runtime_class_name
     metadata: dict[str, Any] = {"labels": {**spec.pod_labels, **labels(name, r)}}
-    if spec.pod_annotations:
-        metadata["annotations"] = dict(spec.pod_annotations)
+    annotations = dict(spec.pod_annotations)
+    if spec.api.api_key_secret_ref is not None:
+        # The ConfigMap's content is not part of the template: a changed middleware must still
+        # roll the pods, which load it once at start.
+        annotations[MIDDLEWARE_ANNOTATION] = auth.middleware_digest()
+    if annotations:
+        metadata["annotations"] = annotations
     return {"metadata": metadata, "spec": pod}
