@@ -115,10 +115,24 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     run.add_argument(
-        "--standalone",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run without peering (default: on)",
+        "--leader-elect",
+        action="store_true",
+        help="of several replicas, only the holder of a coordination.k8s.io Lease writes "
+        "(the chart turns it on; off, every running operator writes)",
+    )
+    run.add_argument(
+        "--lease",
+        default=f"{os.environ.get('POD_NAMESPACE') or 'default'}/gptoss-operator",
+        metavar="NAMESPACE/NAME",
+        help="the Lease of --leader-elect (default: $POD_NAMESPACE/gptoss-operator)",
+    )
+    run.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=300.0,
+        help="re-list every watched kind this often, to drop objects deleted while a watch "
+        "was away and to catch a stuck watch (default: 300; also done when the apiserver "
+        "comes back after an outage)",
     )
     run.add_argument("--verbose", action="store_true", help="debug logging")
     run.add_argument(

@@ -109,6 +109,26 @@ class Controller:
         self.indexes: Mapping[str, Mapping[Any, Any]] = {}
         self._keys: dict[Key, _KeyState] = {}
         self._namespaces: dict[str, tuple[bool, float]] = {}
+        # Objects known deleted although a watch cache still holds them (see watchdog.py).
+        self._ghosts: set[str] = set()
+        # False while another replica holds the leader Lease: requests are kept, not run.
+        self.active = True
+        self._background: set[asyncio.Future[None]] = set()
+
+    def ghost(self, uid: str) -> None:
+        self._ghosts.add(uid)
+
+    def resources(self) -> list[Key]:
+        """Every GptOssDeployment in the caches."""
+        index = self.indexes.get("gptoss_by_key", {})
+        return [k for k in list(index) if self._one(index, k) is not None]
+
+    def request_soon(self, keys: set[Key] | list[Key]) -> None:
+        """Request reconciles from outside a watch event (resync, leadership)."""
+        for key in keys:
+            task = asyncio.ensure_future(self.request(key))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def bind(self, indexes: Mapping[str, Mapping[Any, Any]]) -> None:
         self.indexes = indexes
@@ -134,7 +154,7 @@ class Controller:
         """Reconcile `key` now, or right after the reconcile already running for it."""
         state = self._state(key)
         state.dirty = True
-        if state.running:
+        if state.running or not self.active:
             return
         state.running = True
         try:
@@ -180,16 +200,24 @@ class Controller:
     def _live(self, key: Key) -> Live | None:
         """A snapshot of the caches for one resource; None once it is deleted (garbage
         collection removes the children)."""
-        cr = _one(self.indexes.get("gptoss_by_key", {}), key)
+        cr = self._one(self.indexes.get("gptoss_by_key", {}), key)
         if cr is None:
             return None
-        children = [c for k in CHILD_KINDS for c in _all(self.indexes.get(k.index, {}), key)]
+        children = [c for k in CHILD_KINDS for c in self._all(self.indexes.get(k.index, {}), key)]
         return Live(
             cr=cr,
             children=children,
-            replicasets=_all(self.indexes.get(BY_KIND["ReplicaSet"].index, {}), key),
-            pods=_all(self.indexes.get(BY_KIND["Pod"].index, {}), key),
+            replicasets=self._all(self.indexes.get(BY_KIND["ReplicaSet"].index, {}), key),
+            pods=self._all(self.indexes.get(BY_KIND["Pod"].index, {}), key),
         )
+
+    def _all(self, index: Mapping[Any, Any], key: Key) -> list[dict[str, Any]]:
+        values = (dict(v) for v in index.get(key, ()))
+        return [v for v in values if v.get("metadata", {}).get("uid") not in self._ghosts]
+
+    def _one(self, index: Mapping[Any, Any], key: Key) -> dict[str, Any] | None:
+        values = self._all(index, key)
+        return values[0] if values else None
 
     # --- one reconcile, in a worker thread ------------------------------------------------------
     def reconcile(self, key: Key, live: Live) -> float | None:
@@ -454,12 +482,3 @@ def _restorable(error: KubeError, manifest: dict[str, Any], current: Any) -> boo
     """An apply refused as invalid over an existing child: someone else's edit (a changed list
     key, an immutable field) that replacing or recreating the child undoes."""
     return error.status == 422 and current is not None and BY_KIND[manifest["kind"]].recreatable
-
-
-def _all(index: Mapping[Any, Any], key: Key) -> list[dict[str, Any]]:
-    return [dict(v) for v in index.get(key, ())]
-
-
-def _one(index: Mapping[Any, Any], key: Key) -> dict[str, Any] | None:
-    values = _all(index, key)
-    return values[0] if values else None

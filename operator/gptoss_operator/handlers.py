@@ -7,35 +7,77 @@ operator being down never blocks a delete.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import kopf
 
+from gptoss_operator import settings as operator_settings
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.controller import Controller
 from gptoss_operator.kube import Kube
+from gptoss_operator.leader import LeaderElection
 from gptoss_operator.render import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, WATCHED_KINDS
+from gptoss_operator.watchdog import Watchdog
 
 OURS: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: kopf.PRESENT}
 OURS_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}"
 INDEXES = ("gptoss_by_key", *(k.index for k in WATCHED_KINDS))
 
 controller: Controller | None = None
+watchdog: Watchdog | None = None
+election: LeaderElection | None = None
+# After an outage, the watches retry every 2 s (not Kopf's growing default backoff), so pending
+# changes are acted on within seconds of the apiserver's return; ten minutes of retries.
+ERROR_BACKOFFS = [0.5, 1.0, 1.0, *([2.0] * 300)]
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global controller
-    controller = Controller(Kube.from_environment())
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    global controller, watchdog, election
+    options = operator_settings.current()
+    kube = Kube.from_environment()
+    controller = Controller(kube)
     # The operator records its own Events, and only on condition transitions.
     settings.posting.enabled = False
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
-    settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30]
+    settings.networking.error_backoffs = ERROR_BACKOFFS
     # Filter children and pods on the server: the operator never receives the cluster's other
     # pods and ReplicaSets (the `labels=` filters below would only drop them after the fact).
     for kind in WATCHED_KINDS:
         settings.watching.label_selectors[kind.group, kind.version, kind.plural] = OURS_SELECTOR
+    loop = asyncio.get_running_loop()
+    watchdog = Watchdog(controller, kube, OURS_SELECTOR, options.namespaces, options.resync_seconds)
+    memo.tasks = [loop.create_task(watchdog.run())]
+    if options.lease is not None:
+        election = LeaderElection(controller, kube, *options.lease)
+        memo.tasks.append(loop.create_task(election.run()))
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    for task in getattr(memo, "tasks", ()):
+        task.cancel()
+    if election is not None:
+        try:
+            await asyncio.to_thread(election.release)
+        except Exception as error:  # the Lease then simply expires
+            logging.getLogger(__name__).warning("could not release the Lease: %s", error)
+
+
+@kopf.on.probe(id="watch-caches")
+def watch_caches_fresh(**_: Any) -> str:
+    """Liveness: fails while the watch caches are known to lag the cluster (stuck watches)."""
+    if watchdog is not None and watchdog.stale:
+        raise kopf.PermanentError(watchdog.stale)
+    return "fresh"
+
+
+@kopf.on.probe(id="leader")
+def leading(**_: Any) -> bool:
+    return election is None or election.leading
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

@@ -57,6 +57,9 @@ RESOURCES: dict[tuple[str, str], Resource] = {
 }
 
 
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
+
+
 def resource_of(manifest: dict[str, Any]) -> Resource:
     return RESOURCES[(manifest["apiVersion"], manifest["kind"])]
 
@@ -151,6 +154,55 @@ class Kube:
         except KubeError as error:
             if error.status != 404:
                 raise
+
+    def ready(self) -> bool:
+        """Whether the apiserver answers /readyz (open to every authenticated user)."""
+        try:
+            self._call("readyz", "GET", "/readyz")
+        except KubeError:
+            return False
+        except ValueError:  # /readyz answers "ok", not JSON
+            return True
+        return True
+
+    def list_objects(
+        self, resource: Resource, namespace: str | None, label_selector: str = ""
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Every object of a kind (in one namespace, or cluster-wide), and the list's
+        resourceVersion (-1 when it is not a number)."""
+        base = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
+        scope = f"/namespaces/{namespace}" if namespace else ""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        answer = self._call(
+            f"list {resource.plural}", "GET", f"{base}{scope}/{resource.plural}", query=query
+        )
+        try:
+            version = int(answer.get("metadata", {}).get("resourceVersion", "-1"))
+        except ValueError:
+            version = -1
+        return list(answer.get("items") or []), version
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._call(f"get lease {name}", "GET", LEASES.path(namespace, name))
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def write_lease(self, lease: dict[str, Any]) -> dict[str, Any]:
+        """Create the Lease, or update it at the resourceVersion read (409 when another
+        replica changed it meanwhile)."""
+        meta = lease["metadata"]
+        if "resourceVersion" in meta:
+            return self._call(
+                f"renew lease {meta['name']}",
+                "PUT",
+                LEASES.path(meta["namespace"], meta["name"]),
+                body=lease,
+            )
+        path = LEASES.path(meta["namespace"], "").rstrip("/")
+        return self._call(f"create lease {meta['name']}", "POST", path, body=lease)
 
     def namespace_terminating(self, namespace: str) -> bool:
         """Whether `namespace` is being deleted (or gone): writes there would only be refused."""

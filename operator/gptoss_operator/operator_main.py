@@ -18,7 +18,17 @@ def run(args: argparse.Namespace) -> None:
         labels = settings.parse_gpu_node_labels(args.gpu_node_labels)
     except ValueError as error:
         raise SystemExit(f"gptoss-operator run: --gpu-node-labels: {error}") from None
-    settings.configure(settings.OperatorSettings(gpu_node_labels=labels))
+    lease_namespace, _, lease_name = args.lease.partition("/")
+    if not (lease_namespace and lease_name):
+        raise SystemExit("gptoss-operator run: --lease: expected NAMESPACE/NAME")
+    settings.configure(
+        settings.OperatorSettings(
+            gpu_node_labels=labels,
+            namespaces=tuple(namespaces),
+            resync_seconds=args.resync_seconds,
+            lease=(lease_namespace, lease_name) if args.leader_elect else None,
+        )
+    )
     kopf.configure(verbose=args.verbose)
     if not args.verbose:
         # Kopf logs every handled watch event at INFO ("Handler ... succeeded"); the default
@@ -26,6 +36,8 @@ def run(args: argparse.Namespace) -> None:
         for name in ("kopf.objects", "kopf.activities.probe"):
             logging.getLogger(name).setLevel(logging.WARNING)
     kopf.run(
+        # Kopf's peering pauses operators by priority; leader election (--leader-elect) is
+        # this operator's own, with a Lease, as Kubernetes' controllers do it.
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,

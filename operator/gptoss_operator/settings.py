@@ -61,6 +61,13 @@ class OperatorSettings:
     """What the operator was started with."""
 
     gpu_node_labels: GpuNodeLabels = field(default_factory=lambda: dict(DEFAULT_GPU_NODE_LABELS))
+    # Namespaces watched; empty means the whole cluster.
+    namespaces: tuple[str, ...] = ()
+    # A full re-list of every watched kind this often: objects deleted while a watch was
+    # reconnecting leave the caches, and a cache that stopped following the cluster is caught.
+    resync_seconds: float = 300.0
+    # One writer among replicas, through a coordination.k8s.io Lease (None: no election).
+    lease: tuple[str, str] | None = None  # (namespace, name)
 
 
 _current = OperatorSettings()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gptoss_operator.render import resolve
+from gptoss_operator.render import kinds, resolve
 from gptoss_operator.validation import parse_spec
 from support.gptoss import apply_all, condition
 from support.operator import OperatorProcess
@@ -38,7 +38,7 @@ OPERATOR_USER = "gptoss-operator"
 DRAWN = int(os.environ.get("CONVERGE_SPECS", "100"))
 QUIET_WINDOW_SECONDS = 30
 EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
-CHILD_KINDS = "deployments,services,poddisruptionbudgets,networkpolicies,pvc,podmonitors"
+CHILD_KINDS = ",".join(f"{k.plural}.{k.group}".rstrip(".") for k in kinds.CHILD_KINDS)
 
 
 def example(path: Path) -> Drawn:

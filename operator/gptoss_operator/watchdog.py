@@ -1,0 +1,166 @@
+"""Keeps the watch caches equal to the cluster, and says when they are not.
+
+Kopf's indexes follow watch events. After a watch reconnects (an apiserver restart, a 410 Gone
+after etcd compaction, a network break) Kopf lists the objects again and indexes what it gets,
+but never drops what the new list lacks: an object deleted during the gap stays in the index as
+a ghost, and the operator would reconcile against it (a Deployment it thinks exists, a resource
+it thinks Ready). Kopf has no hook on its re-lists (see docs/reliability.md), so this module
+works around it instead of replacing Kopf's watches with an informer of its own:
+
+- it asks the apiserver `/readyz` every few seconds; when the apiserver comes back after being
+  unreachable, and every `resync_seconds` in any case, it lists every watched kind;
+- a cached object the list lacks, although the list is at least as new as the object, is a
+  ghost: the controller stops seeing it and reconciles its owner;
+- an object the list shows newer than the cache, still newer at the next resync, means the
+  watch is stuck: the liveness probe then fails, and the kubelet restarts the operator.
+
+Lists are reads; a resync of a converged cluster writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gptoss_operator.controller import Controller, Key
+from gptoss_operator.kube import CUSTOM_RESOURCE, Kube, Resource
+from gptoss_operator.render import WATCHED_KINDS
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 2.0
+Cached = dict[str, tuple[Key, int]]  # uid -> (owner key, resourceVersion)
+
+
+def _version(obj: Mapping[str, Any]) -> int:
+    try:
+        return int(obj.get("metadata", {}).get("resourceVersion", "-1"))
+    except ValueError:
+        return -1
+
+
+@dataclass
+class Watchdog:
+    """The resync loop of one operator process."""
+
+    controller: Controller
+    kube: Kube
+    label_selector: str
+    namespaces: tuple[str, ...] = ()
+    resync_seconds: float = 300.0
+    # Objects a list showed newer than the cache: uid -> (resourceVersion, when first seen).
+    behind: dict[str, tuple[int, float]] = field(default_factory=dict)
+    stale: str | None = None
+    resyncs: int = 0
+
+    def _kinds(self) -> list[tuple[str, Resource, str]]:
+        """(index name, resource, label selector) of everything the caches hold."""
+        kinds = [("gptoss_by_key", CUSTOM_RESOURCE, "")]
+        kinds += [
+            (k.index, Resource(k.group, k.version, k.plural), self.label_selector)
+            for k in WATCHED_KINDS
+        ]
+        return kinds
+
+    def _snapshot(self) -> dict[str, Cached]:
+        """The caches' uids and versions, read on the event loop that updates them."""
+        snapshot: dict[str, Cached] = {}
+        for index, _resource, _selector in self._kinds():
+            cached: Cached = {}
+            for key, store in self.controller.indexes.get(index, {}).items():
+                for obj in store:
+                    uid = obj.get("metadata", {}).get("uid")
+                    if uid:
+                        cached[uid] = (key, _version(obj))
+            snapshot[index] = cached
+        return snapshot
+
+    def _list(self) -> dict[str, tuple[dict[str, int], int]] | None:
+        """Every watched kind from the apiserver: index -> ({uid: version}, list version).
+        None when a kind cannot be listed (not installed, or the apiserver went away)."""
+        listed: dict[str, tuple[dict[str, int], int]] = {}
+        for index, resource, selector in self._kinds():
+            uids: dict[str, int] = {}
+            version = -1
+            for namespace in self.namespaces or (None,):
+                try:
+                    items, version = self.kube.list_objects(resource, namespace, selector)
+                except Exception as error:  # a missing optional CRD: skip that kind
+                    if index == "gptoss_by_key":
+                        log.debug("resync skipped: %s", error)
+                        return None
+                    break
+                uids |= {i["metadata"]["uid"]: _version(i) for i in items}
+            else:
+                listed[index] = (uids, version)
+        return listed
+
+    def compare(
+        self, cached: dict[str, Cached], listed: dict[str, tuple[dict[str, int], int]]
+    ) -> set[Key]:
+        """Mark ghosts, track cache lag; returns the resources whose view changed."""
+        affected: set[Key] = set()
+        now = time.monotonic()
+        versions = {uid: v for cache in cached.values() for uid, (_k, v) in cache.items()}
+        behind: dict[str, tuple[int, float]] = {}
+        for index, (present, list_version) in listed.items():
+            for uid, (key, version) in cached.get(index, {}).items():
+                if uid not in present and 0 <= version <= list_version:
+                    self.controller.ghost(uid)
+                    affected.add(key)
+            for uid, version in present.items():
+                if versions.get(uid, -1) < version:
+                    behind[uid] = (version, now)
+        if affected:
+            log.info(
+                "resync: objects deleted while a watch was away left the caches of %d resources",
+                len(affected),
+            )
+        # Still older in the cache than what the previous resync listed: the watch had all the
+        # time between two resyncs to deliver that version, so it is stuck.
+        lagging = [
+            uid
+            for uid, (version, _since) in self.behind.items()
+            if 0 <= versions.get(uid, 0) < version
+        ]
+        self.stale = (
+            f"{len(lagging)} objects changed in the cluster but not in the watch caches"
+            if lagging
+            else None
+        )
+        self.behind = behind
+        return affected
+
+    async def resync(self) -> None:
+        cached = self._snapshot()
+        listed = await asyncio.to_thread(self._list)
+        if listed is None:
+            return
+        self.resyncs += 1
+        affected = self.compare(cached, listed)
+        self.controller.request_soon(affected | set(self.controller.resources()))
+
+    async def run(self) -> None:
+        """Poll readiness; resync on recovery and periodically. Runs until cancelled."""
+        was_ready = True
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            ready = await asyncio.to_thread(self.kube.ready)
+            if not ready:
+                if was_ready:
+                    log.warning("the apiserver is not ready; resyncing when it is back")
+                was_ready = False
+                continue
+            if not was_ready or time.monotonic() - last >= self.resync_seconds:
+                if not was_ready:
+                    log.info("the apiserver is back; resyncing the watch caches")
+                was_ready = True
+                last = time.monotonic()
+                try:
+                    await self.resync()
+                except Exception as error:  # never let the watchdog die
+                    log.warning("resync failed: %s", error)
