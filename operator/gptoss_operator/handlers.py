@@ -34,7 +34,7 @@ ERROR_BACKOFFS = [0.5, 1.0, 1.0, *([2.0] * 300)]
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     global controller, watchdog, election
     options = operator_settings.current()
     kube = Kube.from_environment()

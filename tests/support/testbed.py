@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -134,6 +136,54 @@ class Testbed:
             for name in names:
                 self.remove_node(name)
 
+    # --- faults --------------------------------------------------------------------------------
+    def component_pid(self, name: str) -> int:
+        return int((self.state / "pids" / f"{name}.pid").read_text())
+
+    def kill_component(self, name: str) -> tuple[list[str], str, dict[str, str]]:
+        """SIGKILL a control-plane process; returns its command line, directory and environment
+        (as /proc knew them) for `start_component`."""
+        pid = self.component_pid(name)
+        proc = Path(f"/proc/{pid}")
+        argv = [a.decode() for a in proc.joinpath("cmdline").read_bytes().split(b"\0") if a]
+        cwd = os.readlink(proc / "cwd")
+        env = dict(
+            e.decode().split("=", 1)
+            for e in proc.joinpath("environ").read_bytes().split(b"\0")
+            if b"=" in e
+        )
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not _alive(pid), 30, f"{name} ({pid}) to exit")
+        return argv, cwd, env
+
+    def start_component(self, name: str, argv: list[str], cwd: str, env: dict[str, str]) -> None:
+        """Start a component again with exactly the command line it had, logging where it did."""
+        with (self.state / "logs" / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (self.state / "pids" / f"{name}.pid").write_text(str(proc.pid))
+
+    def apiserver_ready(self) -> bool:
+        return self.kubectl("get", "--raw=/readyz", check=False, timeout=5).returncode == 0
+
+    def etcdctl(self, *args: str) -> str:
+        pid = self.component_pid("etcd")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        url = next(a.split("=", 1)[1] for a in argv if a.startswith("--listen-client-urls="))
+        return subprocess.run(
+            [str(self.bins["ETCD_BIN"] / "etcdctl"), f"--endpoints={url}", *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+
     # --- audit log ---------------------------------------------------------------------------
     @property
     def audit_log(self) -> Path:
@@ -168,6 +218,16 @@ class Testbed:
     def audit_dry_runs(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
         """Server-side dry-run requests recorded after `since`."""
         return [e for e in self.audit_events(since, user) if _dry_run(e)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child of this process stays a zombie until reaped; it is not running.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
 def _dry_run(event: dict[str, Any]) -> bool:

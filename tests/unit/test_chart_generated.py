@@ -120,8 +120,13 @@ def test_rbac_has_no_wildcards_and_no_secrets(values: list[str]) -> None:
                 assert "*" not in rule[field], (role["kind"], rule)
             assert "secrets" not in rule["resources"]
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
-            # get only on namespaces (is one being deleted?); children come from watch caches
-            assert "get" not in rule["verbs"] or rule["resources"] == ["namespaces"], rule
+            # get only on namespaces (is one being deleted?) and the one leader Lease by name;
+            # children come from watch caches
+            assert (
+                "get" not in rule["verbs"]
+                or rule["resources"] == ["namespaces"]
+                or (rule["resources"] == ["leases"] and rule.get("resourceNames"))
+            ), rule
 
 
 def test_namespaced_mode_uses_roles_and_namespace_flags() -> None:
@@ -142,14 +147,24 @@ def test_namespaced_mode_uses_roles_and_namespace_flags() -> None:
 def test_operator_pod_is_restricted_and_probed() -> None:
     (deployment,) = [d for d in _render() if d["kind"] == "Deployment"]
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leader: a rolling update never leaves the cluster without an operator.
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in args
+    kinds = {d["kind"] for d in _render()}
+    assert "PodDisruptionBudget" in kinds
     pod = spec["template"]["spec"]
     assert pod["automountServiceAccountToken"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
-    assert container["args"] == ["--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz"]
+    assert container["args"] == [
+        "--all-namespaces",
+        "--liveness=http://0.0.0.0:8080/healthz",
+        "--leader-elect",
+        "--lease=default/gptoss-operator",  # the release namespace, helm template's default
+    ]
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
