@@ -81,14 +81,11 @@ def parser() -> argparse.ArgumentParser:
     docs.set_defaults(func=_docs)
     run = sub.add_parser("run", help="run the operator")
     run.add_argument(
-        "-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable)"
-    )
-    run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    run.add_argument(
-        "--standalone",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run without peering (default: on)",
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="namespace to watch (repeatable; default: every namespace)",
     )
     run.add_argument("--verbose", action="store_true", help="debug logging")
     run.add_argument(

@@ -14,6 +14,7 @@ def run(args: argparse.Namespace) -> None:
     namespaces = list(args.namespace or [])
     kopf.configure(verbose=args.verbose)
     kopf.run(
+        # One replica (the chart's Deployment uses Recreate): no peering between operators.
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,

@@ -132,7 +132,6 @@ def test_namespaced_mode_uses_roles_and_namespace_flags() -> None:
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["--namespace=team-a", "--namespace=team-b"]
-    assert "--all-namespaces" not in args
 
 
 def test_operator_pod_is_restricted_and_probed() -> None:
@@ -145,7 +144,8 @@ def test_operator_pod_is_restricted_and_probed() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
-    assert container["args"] == ["--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz"]
+    # No --namespace flag: the operator watches every namespace.
+    assert container["args"] == ["--liveness=http://0.0.0.0:8080/healthz"]
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
@@ -193,4 +193,4 @@ def test_dockerfile_runs_the_operator_as_non_root() -> None:
     assert froms == ["python:3.11-slim-bookworm", "python:3.11-slim-bookworm"]
     assert "USER 65532:65532" in text
     assert 'ENTRYPOINT ["gptoss-operator", "run"]' in text
-    assert 'CMD ["--all-namespaces", "--liveness", "http://0.0.0.0:8080/healthz"]' in text
+    assert 'CMD ["--liveness", "http://0.0.0.0:8080/healthz"]' in text
