@@ -129,7 +129,7 @@ else
   # chroot isolation: no user namespaces or cgroups needed. The host's CA bundle goes in for
   # pip, so the build works behind a TLS-inspecting proxy too. No --layers: buildah 1.28 then
   # skips the cached wheel stage and the final stage's bind mount of it comes up empty.
-  buildah bud --quiet --force-rm --isolation chroot --pull=never \
+  buildah bud --quiet --no-cache --force-rm --isolation chroot --pull=never \
     -v /etc/ssl/certs:/etc/ssl/certs:ro "${args[@]}" >/dev/null
 fi
 SIZE_BYTES="$($IMAGES inspect --format '{{.Size}}' "$IMAGE")"
