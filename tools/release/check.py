@@ -63,8 +63,8 @@ def version_problems(root: Path = ROOT) -> list[str]:
     return problems
 
 
-def image_problems(env: dict[str, str], labels: dict[str, str], head: str) -> list[str]:
-    """Where the built image (dist/image.env and its labels) disagrees with the release."""
+def image_problems(env: dict[str, str], labels: dict[str, str], head: str, sbom: Path) -> list[str]:
+    """Where the built image (dist/image.env, its labels, its SBOM) disagrees with the release."""
     version = package_version()
     problems = []
     if not env["IMAGE"].endswith(f":{version}"):
@@ -76,9 +76,8 @@ def image_problems(env: dict[str, str], labels: dict[str, str], head: str) -> li
             f"image label revision {labels.get(LABEL + 'revision')!r} is not HEAD {head}: "
             "commit, then `make image`"
         )
-    sbom = DIST / f"sbom-gptoss-operator-{version}.cdx.json"
     if not sbom.exists():
-        problems.append(f"no SBOM {sbom.relative_to(ROOT)}: `make image` writes it")
+        problems.append(f"no SBOM {sbom.name}: `make image` writes it")
     else:
         components = json.loads(sbom.read_text()).get("components", [])
         if {"name": "gptoss-operator", "version": version} not in [
@@ -147,7 +146,8 @@ def main() -> int:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
         ).stdout.strip()
-        problems += image_problems(env, _image_labels(env), head)
+        sbom = DIST / f"sbom-gptoss-operator-{package_version()}.cdx.json"
+        problems += image_problems(env, _image_labels(env), head, sbom)
         if "@sha256:" not in env["BASE"]:
             # A local base (CI without a registry) makes a test image, not one to publish.
             print(f"note: base {env['BASE']} is not pinned by digest: not an image to publish")
