@@ -190,7 +190,10 @@ def test_dockerfile_passes_hadolint() -> None:
 def test_dockerfile_runs_the_operator_as_non_root() -> None:
     text = DOCKERFILE.read_text()
     froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
-    assert froms == ["python:3.11-slim-bookworm", "python:3.11-slim-bookworm"]
+    assert froms == ["${BASE}", "${BASE}"]
+    assert "\nARG BASE=python:3.11-slim-bookworm\n" in text
     assert "USER 65532:65532" in text
+    # Kopf needs the user's name (getpass.getuser()): the uid has a passwd entry.
+    assert ":x:65532:65532:" in text
     assert 'ENTRYPOINT ["gptoss-operator", "run"]' in text
     assert 'CMD ["--liveness", "http://0.0.0.0:8080/healthz"]' in text
