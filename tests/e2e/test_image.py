@@ -13,12 +13,12 @@ test_helm_install.py, so no other operator of the session can make the examples 
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
 import socket
 import subprocess
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +31,6 @@ from test_helm_install import (
     rbac_denials,
     restricted,
     sa_user,
-    service_account_kubeconfig,
     unfence,
     unique,
     writes_by,
@@ -44,7 +43,10 @@ pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("gptoss_crd")]
 EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
 NAMES = [yaml.safe_load(p.read_text())["metadata"]["name"] for p in EXAMPLES]
 UID = 65532
-KUBECONFIG_IN_IMAGE = "/var/run/gptoss/kubeconfig"
+# Where a pod finds its ServiceAccount (/var/run/secrets/...): the image runs Kubernetes'
+# in-cluster configuration. /var/run links to /run in Debian, and buildah mounts a fresh /run,
+# so the volume goes to the link's target.
+SA_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 
 
 @pytest.fixture(scope="module")
@@ -72,31 +74,42 @@ def _buildah(*args: str) -> str:
     ).stdout.strip()
 
 
-def _self_contained(kubeconfig: Path) -> None:
-    """Inline the CA certificate: the container sees only the kubeconfig file itself."""
-    config = yaml.safe_load(kubeconfig.read_text())
-    for entry in config["clusters"]:
-        ca = Path(entry["cluster"].pop("certificate-authority"))
-        entry["cluster"]["certificate-authority-data"] = base64.b64encode(ca.read_bytes()).decode()
-    kubeconfig.write_text(yaml.safe_dump(config))
+def pod_identity(testbed: Testbed, namespace: str, account: str, out: Path) -> dict[str, str]:
+    """What the kubelet gives a pod of `account`: the files of its ServiceAccount volume (token,
+    CA, namespace) in `out`, and the environment that points at the apiserver."""
+    out.mkdir()
+    token = testbed.kubectl("-n", namespace, "create", "token", account, "--duration=30m")
+    (out / "token").write_text(token.stdout.strip())
+    (out / "namespace").write_text(namespace)
+    cluster = yaml.safe_load(testbed.kubeconfig.read_text())["clusters"][0]["cluster"]
+    (out / "ca.crt").write_bytes(Path(cluster["certificate-authority"]).read_bytes())
+    for path in [out, *out.iterdir()]:  # readable by the container's user, like the volume
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    server = urllib.parse.urlsplit(cluster["server"])
+    return {
+        "KUBERNETES_SERVICE_HOST": str(server.hostname),
+        "KUBERNETES_SERVICE_PORT": str(server.port),
+    }
 
 
 class ImageOperator:
     """The image's entrypoint in a buildah working container, started and stopped like a pod."""
 
-    def __init__(self, image: str, kubeconfig: Path, args: list[str], log_path: Path) -> None:
+    def __init__(
+        self, image: str, identity: Path, env: dict[str, str], args: list[str], log_path: Path
+    ) -> None:
         self.port = _free_port()
         self.log_path = log_path
         self.container = _buildah("from", "--pull=never", image)
         config = json.loads(_buildah("inspect", "--type", "container", self.container))
         entrypoint = config["OCIv1"]["config"]["Entrypoint"]
         assert entrypoint == ["gptoss-operator", "run"], entrypoint
-        _buildah("config", "--env", f"KUBECONFIG={KUBECONFIG_IN_IMAGE}", self.container)
-        kubeconfig.chmod(0o644)  # readable by the container's user, like a projected token
+        for key, value in env.items():
+            _buildah("config", "--env", f"{key}={value}", self.container)
         self.command = [
             "buildah", "run", "--isolation", "chroot", "--network", "host",
             "--user", f"{UID}:{UID}",
-            "-v", f"{kubeconfig}:{KUBECONFIG_IN_IMAGE}:ro",
+            "-v", f"{identity}:{SA_DIR}:ro",
             self.container, "--", *entrypoint, *args,
             "--liveness", f"http://127.0.0.1:{self.port}/healthz",
         ]  # fmt: skip
@@ -237,10 +250,9 @@ def test_image_serves_the_examples_as_the_charts_service_account(
     args = [a for a in container["args"] if not a.startswith("--liveness")]
     assert args == [f"--namespace={work_namespace}"]
 
-    kubeconfig = service_account_kubeconfig(testbed, namespace, release, tmp_path / "kubeconfig")
-    _self_contained(kubeconfig)
+    env = pod_identity(testbed, namespace, release, tmp_path / "serviceaccount")
     log = testbed.state / "logs" / f"image-{release}.log"
-    operator = ImageOperator(image["IMAGE"], kubeconfig, args, log)
+    operator = ImageOperator(image["IMAGE"], tmp_path / "serviceaccount", env, args, log)
     fence_name = unique("image-fence")
     mark = testbed.audit_mark()
     try:
@@ -256,17 +268,17 @@ def test_image_serves_the_examples_as_the_charts_service_account(
             check=False, timeout=200,
         )  # fmt: skip
         assert ready.returncode == 0, f"not Ready: {ready.stderr}\n{operator.log_tail()}"
-    finally:
         operator.stop()
-        unfence(testbed, fence_name)
-        testbed.helm("uninstall", release, "-n", namespace, "--wait", check=False)
-    try:
         written = operator.changed_paths()
     finally:
+        operator.stop()
         operator.remove()
+        unfence(testbed, fence_name)
+        testbed.helm("uninstall", release, "-n", namespace, "--wait", check=False)
 
-    # Only /tmp (and the mount points buildah creates) changed: a read-only root would do.
-    assert [p for p in written if not p.startswith(("/tmp", "/var/run/gptoss", "/etc"))] == []
+    # Nothing changed but /tmp (the chart's emptyDir) and the mount point of the ServiceAccount
+    # volume: the image runs on a read-only root filesystem, as the chart runs it.
+    assert [p for p in written if not (p.startswith("/tmp") or SA_DIR.startswith(p))] == []
     ours = writes_by(testbed, mark, user)
     assert not rbac_denials(ours), rbac_denials(ours)
     done = {
