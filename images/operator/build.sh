@@ -154,18 +154,24 @@ ENV
 
 [ "${SBOM:-1}" = 0 ] && exit 0
 # The SBOM lists what the image's virtualenv holds, read inside the image by cyclonedx-py from
-# PyPI. The generator goes into a throwaway venv in /tmp of a working container, never into the
-# image itself.
+# PyPI. The generator lives in a virtualenv made by the image's own Python, cached on the host
+# per base and generator version and mounted read-only when it runs: never in the image.
 sbom="dist/sbom-gptoss-operator-$VERSION.cdx.json"
-generate='python -m venv /tmp/sbom && /tmp/sbom/bin/pip install -q --no-cache-dir '"$CYCLONEDX_BOM"' \
-  && /tmp/sbom/bin/cyclonedx-py environment --output-reproducible --of JSON /opt/venv'
+tool="$CACHE/cyclonedx-bom-${CYCLONEDX_BOM#*==}-$(echo "$BASE" | sha256sum | cut -c1-12)"
+mkdir -p "$tool"
+install='[ -f /opt/sbom/.complete ] || { rm -rf /opt/sbom/venv && python -m venv /opt/sbom/venv \
+  && /opt/sbom/venv/bin/pip install -q --no-cache-dir '"$CYCLONEDX_BOM"' && touch /opt/sbom/.complete; }'
+generate='/opt/sbom/venv/bin/cyclonedx-py environment --output-reproducible --of JSON /opt/venv'
 start=$SECONDS
 if [ "$ENGINE" = docker ]; then
-  docker run --rm --entrypoint sh "$IMAGE" -c "$generate" >"$sbom.tmp"
+  docker run --rm --user 0 -v "$tool:/opt/sbom" --entrypoint sh "$IMAGE" -c "$install" >&2
+  docker run --rm -v "$tool:/opt/sbom:ro" --entrypoint sh "$IMAGE" -c "$generate" >"$sbom.tmp"
 else
   ctr="$(buildah from --pull=never "$IMAGE")"
   trap 'buildah rm "$ctr" >/dev/null' EXIT
-  buildah run --isolation chroot --user 65532:65532 -v /etc/ssl/certs:/etc/ssl/certs:ro \
+  buildah run --isolation chroot --user 0:0 -v /etc/ssl/certs:/etc/ssl/certs:ro -v "$tool:/opt/sbom" \
+    "$ctr" -- sh -c "$install" >&2
+  buildah run --isolation chroot --user 65532:65532 -v "$tool:/opt/sbom:ro" \
     "$ctr" -- sh -c "$generate" >"$sbom.tmp"
 fi
 mv "$sbom.tmp" "$sbom"
