@@ -40,7 +40,8 @@ def test_a_bumped_package_version_names_every_place_left_behind(tmp_path: Path) 
     problems = "\n".join(check.version_problems(tmp_path))
     assert "Chart.yaml version" in problems
     assert "Chart.yaml appVersion" in problems
-    assert "README.md:" in problems
+    assert "images/operator/Dockerfile:" in problems
+    assert "docs/install.md:" in problems
     assert "manifests/install.yaml:" in problems
 
 
