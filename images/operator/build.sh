@@ -35,7 +35,7 @@ log() { echo "image: $*" >&2; }
 VERSION="$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')"
 REVISION="$(git rev-parse HEAD)"
 # A build from uncommitted sources must not claim to be the commit.
-if [ -n "$(git status --porcelain -- pyproject.toml README.md operator images)" ]; then
+if [ -n "$(git status --porcelain -- pyproject.toml README.md .dockerignore operator images)" ]; then
   REVISION="$REVISION-dirty"
 fi
 CREATED="$(git log -1 --format=%cI)"
@@ -73,8 +73,9 @@ local_base() {
   if [ ! -f "$tarball" ]; then
     mkdir -p "$CACHE"
     log "building the Debian base with mmdebstrap (once; cached in $tarball)"
-    mmdebstrap --quiet --variant=apt --include="$DEBIAN_PACKAGES" bookworm "$tarball.tmp"
-    mv "$tarball.tmp" "$tarball"
+    # The name's .tar tells mmdebstrap the output format; the cache only ever sees a whole file.
+    mmdebstrap --quiet --variant=apt --include="$DEBIAN_PACKAGES" bookworm "$CACHE/partial.tar"
+    mv "$CACHE/partial.tar" "$tarball"
   fi
   if ! podman image exists "$LOCAL_BASE"; then
     podman import --quiet "$tarball" "$LOCAL_BASE" >/dev/null
