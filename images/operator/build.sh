@@ -162,17 +162,22 @@ tool="$CACHE/cyclonedx-bom-${CYCLONEDX_BOM#*==}-$(echo "$BASE" | sha256sum | cut
 mkdir -p "$tool"
 install='[ -f /opt/sbom/.complete ] || { rm -rf /opt/sbom/venv && python -m venv /opt/sbom/venv \
   && /opt/sbom/venv/bin/pip install -q --no-cache-dir '"$CYCLONEDX_BOM"' && touch /opt/sbom/.complete; }'
-generate='/opt/sbom/venv/bin/cyclonedx-py environment --output-reproducible --of JSON /opt/venv'
+# The root component (name, version, licence) comes from the pyproject.toml the image was built
+# from; the components are the packages installed in /opt/venv.
+generate='/opt/sbom/venv/bin/cyclonedx-py environment --output-reproducible --of JSON \
+  --pyproject /opt/sbom-src/pyproject.toml --mc-type application /opt/venv'
 start=$SECONDS
 if [ "$ENGINE" = docker ]; then
   docker run --rm --user 0 -v "$tool:/opt/sbom" --entrypoint sh "$IMAGE" -c "$install" >&2
-  docker run --rm -v "$tool:/opt/sbom:ro" --entrypoint sh "$IMAGE" -c "$generate" >"$sbom.tmp"
+  docker run --rm -v "$tool:/opt/sbom:ro" -v "$REPO/pyproject.toml:/opt/sbom-src/pyproject.toml:ro" \
+    --entrypoint sh "$IMAGE" -c "$generate" >"$sbom.tmp"
 else
   ctr="$(buildah from --pull=never "$IMAGE")"
   trap 'buildah rm "$ctr" >/dev/null' EXIT
   buildah run --isolation chroot --user 0:0 -v /etc/ssl/certs:/etc/ssl/certs:ro -v "$tool:/opt/sbom" \
     "$ctr" -- sh -c "$install" >&2
   buildah run --isolation chroot --user 65532:65532 -v "$tool:/opt/sbom:ro" \
+    -v "$REPO/pyproject.toml:/opt/sbom-src/pyproject.toml:ro" \
     "$ctr" -- sh -c "$generate" >"$sbom.tmp"
 fi
 mv "$sbom.tmp" "$sbom"

@@ -47,8 +47,10 @@ def test_a_bumped_package_version_names_every_place_left_behind(tmp_path: Path) 
 
 def _sbom(tmp_path: Path, version: str) -> Path:
     path = tmp_path / "sbom.cdx.json"
-    component = {"type": "library", "name": "gptoss-operator", "version": version}
-    path.write_text(json.dumps({"bomFormat": "CycloneDX", "components": [component]}))
+    root = {"type": "application", "name": "gptoss-operator", "version": version}
+    kopf = {"type": "library", "name": "kopf", "version": "1.45.2"}
+    bom = {"bomFormat": "CycloneDX", "metadata": {"component": root}, "components": [kopf]}
+    path.write_text(json.dumps(bom))
     return path
 
 
@@ -65,6 +67,6 @@ def test_a_stale_or_mislabelled_image_fails(tmp_path: Path) -> None:
     assert "is not tagged" in problems
     assert "image label version" in problems
     assert "is not HEAD" in problems
-    assert "does not list gptoss-operator" in problems
+    assert "does not describe gptoss-operator" in problems
     missing = check.image_problems(env, labels, HEAD, tmp_path / "absent.json")
     assert any("no SBOM" in p for p in missing)

@@ -4,7 +4,7 @@ packages cleanly. Exits 1 with one line per disagreement.
     pyproject.toml version  ==  Chart.yaml version and appVersion  ==  the chart's image tag
                             ==  every `gptoss-operator:X.Y.Z` the docs and install.yaml mention
     the built image (dist/image.env, `make image`): tag, version label, revision label == HEAD,
-                            and an SBOM listing gptoss-operator at that version
+                            and an SBOM of gptoss-operator at that version
     `helm package` of the chart: `helm lint --strict` passes on the .tgz, its appVersion agrees
 
 The version checks run without tools (tests/unit/test_release.py runs them); the image and the
@@ -79,11 +79,12 @@ def image_problems(env: dict[str, str], labels: dict[str, str], head: str, sbom:
     if not sbom.exists():
         problems.append(f"no SBOM {sbom.name}: `make image` writes it")
     else:
-        components = json.loads(sbom.read_text()).get("components", [])
-        if {"name": "gptoss-operator", "version": version} not in [
-            {"name": c.get("name"), "version": c.get("version")} for c in components
-        ]:
-            problems.append(f"{sbom.name} does not list gptoss-operator {version}")
+        bom = json.loads(sbom.read_text())
+        root = bom.get("metadata", {}).get("component", {})
+        if (root.get("name"), root.get("version")) != ("gptoss-operator", version):
+            problems.append(f"{sbom.name} does not describe gptoss-operator {version}")
+        if not bom.get("components"):
+            problems.append(f"{sbom.name} lists no installed package")
     return problems
 
 
