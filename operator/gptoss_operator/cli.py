@@ -111,9 +111,12 @@ def parser() -> argparse.ArgumentParser:
     docs.set_defaults(func=_docs)
     run = sub.add_parser("run", help="run the operator")
     run.add_argument(
-        "-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable)"
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="namespace to watch (repeatable; default: every namespace)",
     )
-    run.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     run.add_argument(
         "--leader-elect",
         action="store_true",

@@ -25,7 +25,7 @@ class OperatorProcess:
     def __init__(self, kubeconfig: Path, log_path: Path, *args: str) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
-        self.args = args or ("--all-namespaces",)
+        self.args = args  # no --namespace: every namespace
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 

@@ -13,7 +13,7 @@ PY="$REPO/.venv/bin/python"
 if [ -n "${KUBECONFIG:-}" ]; then
   echo "installing the CRD into the cluster of $KUBECONFIG"
   kubectl apply --server-side -f manifests/crds/gptossdeployments.yaml
-  exec "$PY" -m gptoss_operator run --all-namespaces
+  exec "$PY" -m gptoss_operator run
 fi
 
 bash "$HERE/up.sh"
@@ -24,7 +24,7 @@ K="$K8S_BIN/kubectl"
 "$K" wait --for=condition=Established crd/gptossdeployments.gptoss.dev --timeout=60s
 
 LOG="$REPO/.testbed/logs/operator-run.log"
-KUBECONFIG="$REPO/.testbed/operator.kubeconfig" "$PY" -m gptoss_operator run --all-namespaces \
+KUBECONFIG="$REPO/.testbed/operator.kubeconfig" "$PY" -m gptoss_operator run \
   >"$LOG" 2>&1 &
 OPERATOR=$!
 trap 'kill $OPERATOR 2>/dev/null; wait $OPERATOR 2>/dev/null' EXIT INT TERM

@@ -141,7 +141,6 @@ def test_namespaced_mode_uses_roles_and_namespace_flags() -> None:
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["--namespace=team-a", "--namespace=team-b"]
-    assert "--all-namespaces" not in args
 
 
 def test_operator_pod_is_restricted_and_probed() -> None:
@@ -159,8 +158,8 @@ def test_operator_pod_is_restricted_and_probed() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
+    # No --namespace flag: the operator watches every namespace.
     assert container["args"] == [
-        "--all-namespaces",
         "--liveness=http://0.0.0.0:8080/healthz",
         "--leader-elect",
         "--lease=default/gptoss-operator",  # the release namespace, helm template's default
@@ -209,10 +208,13 @@ def test_dockerfile_passes_hadolint() -> None:
 def test_dockerfile_runs_the_operator_as_non_root() -> None:
     text = DOCKERFILE.read_text()
     froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
-    assert froms == ["python:3.11-slim-bookworm", "python:3.11-slim-bookworm"]
+    assert froms == ["${BASE}", "${BASE}"]
+    assert "\nARG BASE=python:3.11-slim-bookworm\n" in text
     assert "USER 65532:65532" in text
+    # Kopf needs the user's name (getpass.getuser()): the uid has a passwd entry.
+    assert ":x:65532:65532:" in text
     assert 'ENTRYPOINT ["gptoss-operator", "run"]' in text
-    assert 'CMD ["--all-namespaces", "--liveness", "http://0.0.0.0:8080/healthz"]' in text
+    assert 'CMD ["--liveness", "http://0.0.0.0:8080/healthz"]' in text
 
 
 def test_gpu_node_labels_value_reaches_the_operator(tmp_path: Path) -> None:
