@@ -60,7 +60,7 @@ testbed-down: ## stop exactly what testbed-up started and remove its state
 
 test: $(VENV)/.vllm testbed-build ## the whole suite, as CI runs it (starts the test bed if needed)
 	$(MAKE) lint lint-image
-	$(PY) -m pytest tests/unit tests/e2e -q
+	$(PY) -m pytest tests/unit tests/e2e tests/faults -q --durations=10
 
 bench: venv testbed-build ## benchmarks: operator writes and latency against a plain client
 	$(PY) -m pytest tests/bench -q -s
