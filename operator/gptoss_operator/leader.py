@@ -99,7 +99,7 @@ class LeaderElection:
         try:
             self.kube.write_lease(self._lease(current, transitions))
         except KubeError as error:
-            if error.status in (409, 422):  # another replica wrote it first
+            if error.status == 409:  # another replica wrote it first
                 return False
             raise
         return True

@@ -27,7 +27,7 @@ OPERATOR_USER = "gptoss-operator"
 # List items matched by a key (container, env, volume, port names): renaming one is another
 # client adding an item of its own, which server-side apply keeps; out of scope here except the
 # Service port, whose apply the apiserver then refuses.
-KEY_FIELDS = {"name", "containerPort", "mountPath", "port"}
+KEY_FIELDS = {"name", "containerPort", "mountPath", "port", "topologyKey", "whenUnsatisfiable"}
 SPEC = {
     "podDisruptionBudget": {"enabled": True},
     "networkPolicy": {"enabled": True, "fromPodSelector": {"role": "client"}},

@@ -209,9 +209,11 @@ def fence(testbed: Testbed, name: str, namespace: str, user: str) -> None:
             ],
             "validations": [
                 {
+                    # The user's own leader Lease (in its release namespace) stays writable.
                     "expression": (
                         f"request.userInfo.username == {json.dumps(user)}"
-                        f" ? request.namespace == {json.dumps(namespace)}"
+                        f" ? (request.namespace == {json.dumps(namespace)}"
+                        ' || request.resource.resource == "leases")'
                         f" : request.namespace != {json.dumps(namespace)}"
                     ),
                     "message": f"fenced by the Helm test {name}",
@@ -436,7 +438,8 @@ def test_install_reconcile_upgrade_uninstall_cluster_wide(
         testbed.helm("install", release, str(CHART), "-n", namespace, "--wait", "--timeout=120s")
         # Admitted under PodSecurity restricted, and Ready on a simulated node.
         pods = testbed.get("-n", namespace, "pods", "-l", f"app.kubernetes.io/instance={release}")
-        assert [p["status"]["phase"] for p in pods["items"]] == ["Running"]
+        # Two replicas by default: one leads, the other stands by.
+        assert [p["status"]["phase"] for p in pods["items"]] == ["Running", "Running"]
         crd = testbed.get("crd", CRD_NAME)["metadata"]
         assert crd["annotations"]["helm.sh/resource-policy"] == "keep"
         assert crd["labels"]["app.kubernetes.io/instance"] == release
@@ -495,7 +498,11 @@ def test_watch_namespaces_installs_roles_only_in_them(
             "install", release, str(CHART), "-n", namespace, "--wait", "--timeout=120s",
             "--set", "crds.enabled=false", "--set", f"watchNamespaces={{{work}}}",
         )  # fmt: skip
-        assert operator_args(testbed, namespace, release) == [f"--namespace={work}"]
+        assert operator_args(testbed, namespace, release) == [
+            f"--namespace={work}",
+            "--leader-elect",
+            f"--lease={namespace}/{release}",
+        ]
         assert testbed.get("-n", work, "rolebinding", release)["roleRef"]["kind"] == "Role"
         # Cluster-wide only what Kopf needs to follow kinds and the watched namespaces.
         assert testbed.get("clusterrole", release)["rules"] == [
@@ -504,7 +511,7 @@ def test_watch_namespaces_installs_roles_only_in_them(
                 "resources": ["customresourcedefinitions"],
                 "verbs": ["list", "watch"],
             },
-            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
         ]
 
         reconcile_as_chart_identity(testbed, namespace, release, work, tmp_path)

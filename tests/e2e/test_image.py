@@ -248,7 +248,11 @@ def test_image_serves_the_examples_as_the_charts_service_account(
     assert container["image"] == image["IMAGE"]
     # The chart's arguments, but a liveness address on the host's loopback, free for this run.
     args = [a for a in container["args"] if not a.startswith("--liveness")]
-    assert args == [f"--namespace={work_namespace}"]
+    assert args == [
+        f"--namespace={work_namespace}",
+        "--leader-elect",
+        f"--lease={namespace}/{release}",
+    ]
 
     env = pod_identity(testbed, namespace, release, tmp_path / "serviceaccount")
     log = testbed.state / "logs" / f"image-{release}.log"

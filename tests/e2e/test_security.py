@@ -102,9 +102,14 @@ def test_key_stays_out_of_children_and_status_and_middleware_follows_the_key(
         30,
         "the middleware ConfigMap to be pruned",
     )
-    deployment = child(testbed, namespace, "deployment", "keyed")
-    assert deployment is not None
-    assert "--middleware" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    def unguarded() -> bool:
+        # The new pod template follows after the settle window (docs/reliability.md).
+        deployment = child(testbed, namespace, "deployment", "keyed") or {}
+        template = deployment.get("spec", {}).get("template", {}).get("spec", {})
+        return "--middleware" not in (template.get("containers") or [{}])[0].get("args", [])
+
+    wait_until(unguarded, 30, "the pod template without the middleware")
 
 
 def test_missing_api_key_secret_is_named(
