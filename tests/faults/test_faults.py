@@ -12,6 +12,8 @@ import os
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +44,13 @@ def restart_apiserver(testbed: Testbed, compact_etcd: bool) -> float:
         testbed.etcdctl("compact", str(revision), "--physical")
     testbed.start_component("kube-apiserver", argv, cwd, env)
     wait_until(testbed.apiserver_ready, 120, "the apiserver to be ready again")
-    return time.monotonic()
+    ready = time.monotonic()
+    # The test bed runs kube-controller-manager and kube-scheduler without leader election;
+    # in a cluster they lose their Lease in such an outage, exit and are restarted, and here
+    # their informers stay stale without it (no ReplicaSet, no pod for minutes).
+    for component in ("kube-controller-manager", "kube-scheduler"):
+        testbed.start_component(component, *testbed.kill_component(component))
+    return ready
 
 
 @pytest.mark.parametrize("compact_etcd", [False, True], ids=["restart", "restart-410"])
@@ -74,7 +82,14 @@ def test_changes_right_after_an_apiserver_restart_are_acted_on(
         f"\napiserver {'restart + etcd compaction' if compact_etcd else 'restart'}: "
         f"children back and edit applied {took:.1f}s after /readyz"
     )
-    wait_until(lambda: ready_count(testbed, namespace) == 3, 30, "all Ready again")
+    try:
+        wait_until(lambda: ready_count(testbed, namespace) == 3, 60, "all Ready again")
+    except AssertionError as error:
+        statuses = {
+            i["metadata"]["name"]: i.get("status", {}).get("message")
+            for i in testbed.get("-n", namespace, "gptossdeployments")["items"]
+        }
+        raise AssertionError(f"{error}: {statuses}") from None
     assert cr["metadata"]["name"] == "s1"
 
 
@@ -268,30 +283,62 @@ def test_two_replicas_one_writer_and_a_takeover(
     assert standby.proc.poll() is None
 
 
+def liveness(proc: OperatorProcess) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/healthz", timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
 def test_crd_deleted_and_created_again_while_the_operator_runs(
     testbed: Testbed, operator: OperatorProcess, namespace: str, gptoss_crd: Path
 ):
-    apply(testbed, namespace, manifest("before"))
-    wait_until(lambda: ready_count(testbed, namespace) == 1, 60, "a ready resource")
-    testbed.kubectl("delete", "crd", "gptossdeployments.gptoss.dev", "--wait=true", timeout=120)
-    wait_until(
-        lambda: child(testbed, namespace, "Deployment", "before") is None,
-        60,
-        "its children garbage-collected with it",
-    )
-    testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(gptoss_crd))
-    testbed.kubectl(
-        "wait", "--for=condition=Established", "crd/gptossdeployments.gptoss.dev", "--timeout=60s"
-    )
-    started = time.monotonic()
-    wait_until(
-        lambda: apply(testbed, namespace, manifest("after"), check=False).returncode == 0,
-        30,
-        "the new CRD to serve",
-    )
-    wait_until(lambda: ready_count(testbed, namespace) == 1, 90, "the new resource Ready")
-    assert child(testbed, namespace, "Deployment", "before") is None
-    print(
-        f"\nCRD deleted and created again: a new resource Ready "
-        f"{time.monotonic() - started:.1f}s after the CRD is served"
-    )
+    """No ghost of the deleted resource, and the new one served."""
+    operator.stop()
+    probed = OperatorProcess(
+        testbed.operator_kubeconfig, testbed.state / "logs" / "crd-operator.log",
+        "--resync-seconds=5",
+    )  # fmt: skip
+    probed.start()
+    try:
+        apply(testbed, namespace, manifest("before"))
+        wait_until(lambda: ready_count(testbed, namespace) == 1, 60, "a ready resource")
+        testbed.kubectl("delete", "crd", "gptossdeployments.gptoss.dev", "--wait=true", timeout=120)
+        wait_until(
+            lambda: child(testbed, namespace, "Deployment", "before") is None,
+            60,
+            "its children garbage-collected with it",
+        )
+        testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(gptoss_crd))
+        testbed.kubectl(
+            "wait", "--for=condition=Established", "crd/gptossdeployments.gptoss.dev",
+            "--timeout=60s",
+        )  # fmt: skip
+        started = time.monotonic()
+        wait_until(
+            lambda: apply(testbed, namespace, manifest("after"), check=False).returncode == 0,
+            30,
+            "the new CRD to serve",
+        )
+        # Kopf resumes the kind by itself; where its CRD watch is wedged (seen after etcd
+        # compaction), the watchdog finds the new object missing from the cache at two resyncs,
+        # the liveness probe fails, and the restart (the kubelet's, played here) heals it.
+        wait_until(
+            lambda: ready_count(testbed, namespace) == 1 or liveness(probed) >= 500,
+            60,
+            "the new resource Ready, or the liveness probe failing",
+        )
+        how = "resumed by Kopf"
+        if ready_count(testbed, namespace) != 1:
+            probed.restart()
+            how = "after the liveness probe failed and the operator restarted"
+        wait_until(lambda: ready_count(testbed, namespace) == 1, 90, "the new resource Ready")
+        assert child(testbed, namespace, "Deployment", "before") is None
+        print(
+            f"\nCRD deleted and created again: the new resource Ready "
+            f"{time.monotonic() - started:.1f}s after the CRD was served ({how})"
+        )
+    finally:
+        probed.stop()
+        operator.start()
