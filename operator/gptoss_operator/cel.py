@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gptoss_operator.api.spec import EXTRA_ARGS_MAX
 from gptoss_operator.catalog import MODELS, PROFILES, profile_min_tensor_parallel
-from gptoss_operator.flags import MANAGED_ENV, MANAGED_FLAGS
+from gptoss_operator.flags import ALLOWED_FLAGS, MANAGED_ENV, NEGATIVE_NUMBER, REFUSED_FLAGS
+from gptoss_operator.validation import MIN_CPU, MIN_MEMORY
+from gptoss_operator.vllm_flags import VLLM_VERSION
 
 Rule = dict[str, Any]
 
@@ -105,6 +108,34 @@ def accelerator_rules() -> list[Rule]:
     ]
 
 
+def custom_accelerator_rules() -> list[Rule]:
+    """Rules on `spec.accelerator.custom`."""
+    return [
+        {
+            "rule": "!self.resourceName.contains('kubernetes.io/') && "
+            "!self.resourceName.startsWith('requests.')",
+            "message": "spec.accelerator.custom.resourceName must be an extended resource outside "
+            "kubernetes.io, without the requests. prefix",
+            "fieldPath": ".resourceName",
+            "reason": "FieldValueInvalid",
+        }
+    ]
+
+
+def resources_rules() -> list[Rule]:
+    """Rules on `spec.resources`: lower bounds (Kubernetes' CEL quantity library)."""
+    return [
+        {
+            "rule": f"!has(self.{field}) || "
+            f"quantity(self.{field}).compareTo(quantity('{least}')) >= 0",
+            "message": f"spec.resources.{field} must be at least {least}",
+            "fieldPath": f".{field}",
+            "reason": "FieldValueInvalid",
+        }
+        for field, least in (("cpu", MIN_CPU), ("memory", MIN_MEMORY))
+    ]
+
+
 def model_cache_rules() -> list[Rule]:
     """Rules on `spec.modelCache`."""
     return [
@@ -131,15 +162,52 @@ def shutdown_rules() -> list[Rule]:
     ]
 
 
+def _is_flag(x: str) -> str:
+    return f"({x}.startsWith('-') && !{x}.matches('{NEGATIVE_NUMBER}'))"
+
+
+def _name(x: str) -> str:
+    return f"({x}.contains('=') ? {x}.substring(0, {x}.indexOf('=')) : {x})"
+
+
 def extra_args_rules() -> list[Rule]:
-    """Rules on `spec.engine.extraArgs`."""
-    flags = _literal(list(MANAGED_FLAGS))
+    """Rules on `spec.engine.extraArgs`: the grammar of `flags.extra_args_error`, in CEL.
+
+    One rule, so the allowed flags (from vLLM's own parser, `vllm_flags`) appear twice (rule and
+    message) rather than once per check: F maps each allowed flag to its arity, R each refused
+    one to the reason. Items are visited by index over a literal list as long as `maxItems`,
+    because whether a value is in place depends on the flags before it.
+    """
+    idx = _literal(list(range(EXTRA_ARGS_MAX)))
+    item = "self[i]"
+    name = _name(item)
+    # The nearest flag before item i owns it: a bare flag taking a value, the one just before
+    # unless it takes one or more.
+    owner = f"{idx}.filter(j, j < i && {_is_flag('self[j]')})"
+    value_ok = (
+        f"i > 0 && cel.bind(js, {owner}, size(js) > 0 && cel.bind(o, self[js.max()], "
+        "!o.contains('=') && o in F && (F[o] == '+' || (F[o] != '0' && js.max() == i - 1))))"
+    )
+    flag_bad = (
+        f"{name} in R || !({name} in F) || ({item}.contains('=') ? F[{name}] == '0' : "
+        f"F[{item}] in ['1', '+'] && !(i + 1 < size(self) && !{_is_flag('self[i + 1]')}))"
+    )
+    bad = f"i < size(self) && ({_is_flag(item)} ? ({flag_bad}) : !({value_ok}))"
+    bind = f"cel.bind(F, {_literal(ALLOWED_FLAGS)}, cel.bind(R, {_literal(REFUSED_FLAGS)}, "
+    message = (
+        f"cel.bind(i, {idx}.filter(i, {bad})[0], 'spec.engine.extraArgs[' + string(i) + ']: ' + "
+        f"({_is_flag(item)} ? ({name} in R ? {name} + ' is not allowed: ' + R[{name}] : "
+        f"!({name} in F) ? {name} + ' is not a flag of vllm serve {VLLM_VERSION} (exact "
+        "spelling with - not _, no abbreviation, one flag or value per item)' : "
+        f"{item}.contains('=') ? {name} + ' takes no value' : "
+        f"{name} + ' needs a value in the next item') : "
+        f"'value ' + {item} + ' does not follow a flag that takes it'))"
+    )
     return [
         {
-            "rule": f"self.all(a, !{flags}.exists(f, a == f || a.startsWith(f + '=')))",
-            "message": "spec.engine.extraArgs must not contain a flag the operator manages "
-            "(see the matching spec field): " + ", ".join(f for f in MANAGED_FLAGS if "_" not in f),
-            "reason": "FieldValueForbidden",
+            "rule": f"{bind}{idx}.all(i, !({bad}))))",
+            "messageExpression": f"{bind}{message}))",
+            "reason": "FieldValueInvalid",
         }
     ]
 
@@ -169,6 +237,8 @@ def image_rules() -> list[Rule]:
 RULES_BY_PATH: dict[tuple[str, ...], Any] = {
     (): spec_rules,
     ("accelerator",): accelerator_rules,
+    ("accelerator", "custom"): custom_accelerator_rules,
+    ("resources",): resources_rules,
     ("modelCache",): model_cache_rules,
     ("shutdown",): shutdown_rules,
     ("engine", "extraArgs"): extra_args_rules,

@@ -7,8 +7,10 @@ skipping. Importing vLLM takes ~30 s, hence one module-scoped parser.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from gptoss_operator.render import render_children
 pytestmark = pytest.mark.contract
 
 CASES = matrix()
+ROOT = Path(__file__).resolve().parents[2]
 Parse = Callable[[list[str]], Any]
 
 
@@ -84,6 +87,20 @@ def test_managed_flags_are_real_vllm_flags(vllm_serve: Parse) -> None:
     known: set[str] = vllm_serve.known_flags  # type: ignore[attr-defined]
     missing = [f for f in flags.MANAGED_FLAGS if "_" not in f and f not in known]
     assert missing == [], f"not flags of vllm serve {VLLM_VERSION}: {missing}"
+
+
+def _flagsgen() -> Any:
+    spec = importlib.util.spec_from_file_location("flagsgen", ROOT / "tools" / "vllm" / "flagsgen.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_vllm_flags_match_the_installed_parser(vllm_serve: Parse) -> None:
+    """operator/gptoss_operator/vllm_flags.py is what vLLM's parser says: `make vllm-flags`."""
+    committed = (ROOT / "operator" / "gptoss_operator" / "vllm_flags.py").read_text()
+    assert committed == _flagsgen().render(), "vllm_flags.py drifted: run `make vllm-flags`"
 
 
 def test_unknown_flag_is_rejected(vllm_serve: Parse) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -26,12 +26,6 @@ class ApiModel(BaseModel):
         frozen=True,
     )
 
-
-KubeObject = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
-]
-"""An arbitrary Kubernetes object (affinity, toleration...) passed through unchanged."""
 
 IntOrString = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
 """An integer or a percentage string, like a Deployment's maxSurge."""

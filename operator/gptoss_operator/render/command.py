@@ -14,10 +14,19 @@ COMMAND = ["vllm", "serve"]
 
 
 def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
-    """Arguments after `vllm serve`: the model, then managed flags, recipe flags, extraArgs."""
+    """Arguments after `vllm serve`: the model, recipe flags, extraArgs, then managed flags.
+
+    Managed flags come last: argparse keeps the last value of a repeated flag, so even a
+    spelling admission missed could not override what the Service, probes and GPU requests rely
+    on, while extraArgs can still override a recipe flag.
+    """
+    return [r.repository, *r.recipe_flags, *spec.engine.extra_args, *managed_args(spec, r)]
+
+
+def managed_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
+    """The flags the operator owns (flags.MANAGED_FLAGS refuses them in extraArgs)."""
     engine = spec.engine
     args = [
-        r.repository,
         *(f.SERVED_MODEL_NAME, r.served_model_name),
         # The recipe text defaults to 127.0.0.1; the Service needs every interface.
         *(f.HOST, "0.0.0.0"),  # noqa: S104
@@ -42,8 +51,6 @@ def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
         args += [f.REVISION, spec.model.revision]
     # vLLM >= 0.18 drains in-flight requests on SIGTERM for this long (vllm#36666).
     args += [f.SHUTDOWN_TIMEOUT, str(spec.shutdown.drain_seconds)]
-    args += list(r.recipe_flags)
-    args += list(spec.engine.extra_args)
     return args
 
 
