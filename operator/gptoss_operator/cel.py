@@ -12,7 +12,14 @@ from typing import Any
 
 from gptoss_operator.api.spec import EXTRA_ARGS_MAX
 from gptoss_operator.catalog import MODELS, PROFILES, profile_min_tensor_parallel
-from gptoss_operator.flags import ALLOWED_FLAGS, MANAGED_ENV, NEGATIVE_NUMBER, REFUSED_FLAGS
+from gptoss_operator.flags import (
+    ALLOWED_FLAGS,
+    CHOICES,
+    MANAGED_ENV,
+    NEGATIVE_NUMBER,
+    REFUSED_FLAGS,
+    VALUE_REGEX,
+)
 from gptoss_operator.validation import MIN_CPU, MIN_MEMORY
 from gptoss_operator.vllm_flags import VLLM_VERSION
 
@@ -170,43 +177,71 @@ def _name(x: str) -> str:
     return f"({x}.contains('=') ? {x}.substring(0, {x}.indexOf('=')) : {x})"
 
 
+def _value_ok(flag: str, value: str) -> str:
+    return (
+        f"(!({flag} in K) || {value}.matches(K[{flag}])) && "
+        f"(!({flag} in C) || {value} in C[{flag}])"
+    )
+
+
+def _value_why(flag: str, value: str) -> str:
+    return (
+        f"{flag} + ' takes ' + ({flag} in C && !({value} in C[{flag}]) ? "
+        f"'one of ' + C[{flag}].join(', ') : 'a value matching ' + K[{flag}]) + ', not ' + {value}"
+    )
+
+
 def extra_args_rules() -> list[Rule]:
     """Rules on `spec.engine.extraArgs`: the grammar of `flags.extra_args_error`, in CEL.
 
-    One rule, so the allowed flags (from vLLM's own parser, `vllm_flags`) appear twice (rule and
+    One rule, so the flag tables (from vLLM's own parser, `vllm_flags`) appear twice (rule and
     message) rather than once per check: F maps each allowed flag to its arity, R each refused
-    one to the reason. Items are visited by index over a literal list as long as `maxItems`,
-    because whether a value is in place depends on the flags before it.
+    one to the reason, K a typed flag to the pattern of its value, C a flag to its choices.
+    Items are visited by index over a literal list as long as `maxItems`, because whether a
+    value is in place depends on the flags before it.
     """
     idx = _literal(list(range(EXTRA_ARGS_MAX)))
     item = "self[i]"
     name = _name(item)
+    assigned = f"{item}.substring({item}.indexOf('=') + 1)"
     # The nearest flag before item i owns it: a bare flag taking a value, the one just before
     # unless it takes one or more.
     owner = f"{idx}.filter(j, j < i && {_is_flag('self[j]')})"
     value_ok = (
         f"i > 0 && cel.bind(js, {owner}, size(js) > 0 && cel.bind(o, self[js.max()], "
-        "!o.contains('=') && o in F && (F[o] == '+' || (F[o] != '0' && js.max() == i - 1))))"
+        "!o.contains('=') && o in F && (F[o] == '+' || (F[o] != '0' && js.max() == i - 1)) && "
+        f"{_value_ok('o', item)}))"
     )
     flag_bad = (
-        f"{name} in R || !({name} in F) || ({item}.contains('=') ? F[{name}] == '0' : "
+        f"{name} in R || !({name} in F) || ({item}.contains('=') ? "
+        f"F[{name}] == '0' || !({_value_ok(name, assigned)}) : "
         f"F[{item}] in ['1', '+'] && !(i + 1 < size(self) && !{_is_flag('self[i + 1]')}))"
     )
     bad = f"i < size(self) && ({_is_flag(item)} ? ({flag_bad}) : !({value_ok}))"
-    bind = f"cel.bind(F, {_literal(ALLOWED_FLAGS)}, cel.bind(R, {_literal(REFUSED_FLAGS)}, "
+    bind = (
+        f"cel.bind(F, {_literal(ALLOWED_FLAGS)}, cel.bind(R, {_literal(REFUSED_FLAGS)}, "
+        f"cel.bind(K, {_literal(VALUE_REGEX)}, cel.bind(C, {_literal(CHOICES)}, "
+    )
+    # The owner again, for the message about a value.
+    owner_name = f"cel.bind(js, {owner}, size(js) > 0 ? self[js.max()] : '')"
+    value_message = (
+        f"cel.bind(o, {owner_name}, o in F && !o.contains('=') && F[o] != '0' && "
+        f"(F[o] == '+' || {owner}.max() == i - 1) ? {_value_why('o', item)} : "
+        f"'value ' + {item} + ' does not follow a flag that takes it')"
+    )
     message = (
         f"cel.bind(i, {idx}.filter(i, {bad})[0], 'spec.engine.extraArgs[' + string(i) + ']: ' + "
         f"({_is_flag(item)} ? ({name} in R ? {name} + ' is not allowed: ' + R[{name}] : "
         f"!({name} in F) ? {name} + ' is not a flag of vllm serve {VLLM_VERSION} (exact "
         "spelling with - not _, no abbreviation, one flag or value per item)' : "
-        f"{item}.contains('=') ? {name} + ' takes no value' : "
-        f"{name} + ' needs a value in the next item') : "
-        f"'value ' + {item} + ' does not follow a flag that takes it'))"
+        f"{item}.contains('=') ? (F[{name}] == '0' ? {name} + ' takes no value' : "
+        f"{_value_why(name, assigned)}) : "
+        f"{name} + ' needs a value in the next item') : {value_message}))"
     )
     return [
         {
-            "rule": f"{bind}{idx}.all(i, !({bad}))))",
-            "messageExpression": f"{bind}{message}))",
+            "rule": f"{bind}{idx}.all(i, !({bad}))))))",
+            "messageExpression": f"{bind}{message}))))",
             "reason": "FieldValueInvalid",
         }
     ]

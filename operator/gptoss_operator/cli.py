@@ -68,6 +68,9 @@ def _render(args: argparse.Namespace) -> int:
     except (SpecError, ValueError) as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 2
+    if not children:
+        print(f"error: {args.file}: no {KIND} in the file", file=sys.stderr)
+        return 2
     sys.stdout.write(yaml.safe_dump_all(children, sort_keys=False, width=100))
     return 0
 

@@ -137,7 +137,45 @@ NEGATIVE_NUMBER = r"^-[0-9]+$|^-[0-9]*[.][0-9]+$"
 
 def is_flag_item(arg: str) -> bool:
     """True when vLLM's parser reads `arg` as a flag (as opposed to a value)."""
-    return arg.startswith("-") and re.match(NEGATIVE_NUMBER, arg) is None
+    return arg.startswith("-") and re.fullmatch(NEGATIVE_NUMBER, arg) is None
+
+
+_VALUE_BODIES = {
+    "int": r"-?[0-9]+",
+    "float": r"-?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?",
+    # vLLM parses these with json.loads or a pydantic dataclass: the content is checked when
+    # vLLM starts, admission only that the value is a JSON object or list.
+    "json": r"\s*[{\[](?s:.*)",
+}
+VALUE_NAMES = {"int": "an integer", "float": "a number", "json": "a JSON object or list"}
+
+
+def _value_regex(kind: str) -> str:
+    body, _, none = kind.partition("/")
+    # optional_type in vLLM reads "" and "None" as None.
+    return f"^(?:None|{_VALUE_BODIES[body]})?$" if none else f"^(?:{_VALUE_BODIES[body]})$"
+
+
+VALUE_REGEX: dict[str, str] = {
+    flag: _value_regex(kind)
+    for flag, kind in sorted(vllm_flags.VALUE_KINDS.items())
+    if flag in ALLOWED_FLAGS
+}
+"""Allowed flags whose value has a type, with the RE2 (and Python fullmatch) pattern of it."""
+CHOICES: dict[str, tuple[str, ...]] = {
+    flag: values for flag, values in sorted(vllm_flags.CHOICES.items()) if flag in ALLOWED_FLAGS
+}
+"""Allowed flags whose value is one of a list."""
+
+
+def value_error(flag: str, value: str) -> str | None:
+    """Why vLLM's parser would refuse `value` for `flag`, or None."""
+    if flag in VALUE_REGEX and re.fullmatch(VALUE_REGEX[flag], value) is None:
+        kind = vllm_flags.VALUE_KINDS[flag].partition("/")[0]
+        return f"{flag} takes {VALUE_NAMES[kind]}, not {value[:64]!r}"
+    if flag in CHOICES and value not in CHOICES[flag]:
+        return f"{flag} takes one of {', '.join(CHOICES[flag])}, not {value[:64]!r}"
+    return None
 
 
 def extra_args_error(args: list[str] | tuple[str, ...]) -> tuple[int, str] | None:
@@ -145,13 +183,14 @@ def extra_args_error(args: list[str] | tuple[str, ...]) -> tuple[int, str] | Non
 
     The grammar (the CRD's CEL rules check the same): every item is one flag (`--flag` or
     `--flag=value`, spelled exactly as `vllm serve` knows it, no abbreviation, no `_`) or one
-    value; a value follows the flag that takes it (several only for flags taking one or more);
-    a flag that needs a value has one. Returns (index, message) or None.
+    value; a value follows the flag that takes it (several only for flags taking one or more)
+    and has its type (integer, number, JSON object or list) or is one of its choices; a flag
+    that needs a value has one. Returns (index, message) or None.
     """
     owner: int | None = None  # index of the flag the next value would belong to
     for i, arg in enumerate(args):
         if is_flag_item(arg):
-            name, eq, _ = arg.partition("=")
+            name, eq, value = arg.partition("=")
             if name in REFUSED_FLAGS:
                 return i, f"{name} is not allowed: {REFUSED_FLAGS[name]}"
             if name not in ALLOWED_FLAGS:
@@ -162,6 +201,8 @@ def extra_args_error(args: list[str] | tuple[str, ...]) -> tuple[int, str] | Non
             arity = ALLOWED_FLAGS[name]
             if eq and arity == "0":
                 return i, f"{name} takes no value"
+            if eq and (why := value_error(name, value)):
+                return i, why
             if not eq and arity in ("1", "+") and (i + 1 == len(args) or is_flag_item(args[i + 1])):
                 return i, f"{name} needs a value in the next item"
             owner = None if eq else i
@@ -169,4 +210,6 @@ def extra_args_error(args: list[str] | tuple[str, ...]) -> tuple[int, str] | Non
         took = owner is not None and (ALLOWED_FLAGS[args[owner]] == "+" or owner == i - 1)
         if owner is None or ALLOWED_FLAGS[args[owner]] == "0" or not took:
             return i, f"value {arg[:64]!r} does not follow a flag that takes it"
+        if why := value_error(args[owner], arg):
+            return i, why
     return None

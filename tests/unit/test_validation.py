@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import celpy
@@ -39,20 +40,26 @@ def _portable(rule: dict[str, Any]) -> bool:
     return not any(marker in rule["rule"] for marker in K8S_ONLY)
 
 
+@cache
+def _programs() -> list[tuple[tuple[str, ...], Any, str]]:
+    """The portable rules compiled once: (path below spec, program, message)."""
+    env = celpy.Environment()
+    return [
+        (path, env.program(env.compile(rule["rule"])), rule["message"])
+        for path, rules in RULES_BY_PATH.items()
+        for rule in filter(_portable, rules())
+    ]
+
+
 def _cel_failures(obj: dict[str, Any]) -> list[str]:
     """Messages of the CEL rules refusing `obj` (a defaulted spec), run as the apiserver does."""
-    env = celpy.Environment()
     failures = []
-    for path, rules in RULES_BY_PATH.items():
+    for path, program, message in _programs():
         node: Any = obj
         for name in path:
             node = node.get(name) if isinstance(node, dict) else None
-        if node is None:
-            continue
-        for rule in filter(_portable, rules()):
-            program = env.program(env.compile(rule["rule"]))
-            if not program.evaluate({"self": celpy.json_to_cel(node)}):
-                failures.append(rule["message"])
+        if node is not None and not program.evaluate({"self": celpy.json_to_cel(node)}):
+            failures.append(message)
     return failures
 
 

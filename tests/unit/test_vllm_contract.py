@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,36 +23,6 @@ pytestmark = pytest.mark.contract
 CASES = matrix()
 ROOT = Path(__file__).resolve().parents[2]
 Parse = Callable[[list[str]], Any]
-
-
-@pytest.fixture(scope="module")
-def vllm_serve() -> Parse:
-    """Parse `vllm serve ARGS` as the CLI does, then run its pre-start argument checks."""
-    # Lets vLLM import on a machine without GPUs; must be set before the first vllm import.
-    os.environ["VLLM_TARGET_DEVICE"] = "cpu"
-    try:
-        version = importlib.metadata.version("vllm")
-        from vllm.entrypoints.cli.serve import ServeSubcommand
-        from vllm.entrypoints.common.cli_args import validate_parsed_serve_args
-        from vllm.utils.argparse_utils import FlexibleArgumentParser
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        pytest.fail(f"vLLM is not installed ({exc}): run `make .venv/.vllm` (the vllm extra)")
-    assert version == VLLM_VERSION, f"installed vLLM {version}, catalog pins {VLLM_VERSION}"
-    parser = FlexibleArgumentParser(prog="vllm")
-    subparsers = parser.add_subparsers(dest="subparser", required=False)
-    serve = ServeSubcommand().subparser_init(subparsers)
-    known = set(serve._option_string_actions)
-
-    def parse(args: list[str]) -> Any:
-        try:
-            namespace = parser.parse_args(["serve", *args])
-        except SystemExit as exc:
-            pytest.fail(f"vllm serve rejected {args}: exit {exc.code}")
-        validate_parsed_serve_args(namespace)
-        return namespace
-
-    parse.known_flags = known  # type: ignore[attr-defined]
-    return parse
 
 
 @pytest.mark.parametrize(("case_id", "spec"), CASES, ids=[c for c, _ in CASES])
@@ -90,8 +59,11 @@ def test_managed_flags_are_real_vllm_flags(vllm_serve: Parse) -> None:
 
 
 def _flagsgen() -> Any:
-    spec = importlib.util.spec_from_file_location("flagsgen", ROOT / "tools" / "vllm" / "flagsgen.py")
-    assert spec is not None and spec.loader is not None
+    spec = importlib.util.spec_from_file_location(
+        "flagsgen", ROOT / "tools" / "vllm" / "flagsgen.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

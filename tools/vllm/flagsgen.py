@@ -7,6 +7,8 @@ Run with the `vllm` extra installed (`make vllm-flags`); the contract test
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import os
 import sys
 from pathlib import Path
@@ -47,6 +49,50 @@ def _arity(action: argparse.Action) -> str:
     raise ValueError(f"unexpected nargs {action.nargs!r} for {action.option_strings}")
 
 
+def _inner(fn: Any) -> tuple[Any, bool]:
+    """The converter under vLLM's optional_type/parse_type wrappers, and whether "" and "None"
+    are accepted as None."""
+    optional = False
+    while getattr(fn, "__closure__", None) and fn.__qualname__.split(".")[0] in (
+        "optional_type",
+        "parse_type",
+    ):
+        optional = optional or fn.__qualname__.startswith("optional_type")
+        fn = inspect.getclosurevars(fn).nonlocals["return_type"]
+    return fn, optional
+
+
+def _kind(action: argparse.Action) -> str:
+    """What the value must look like: int, float, json (optionally /none), or "" (any string)."""
+    if action.nargs == 0 or action.type is None:
+        return ""
+    fn, optional = _inner(action.type)
+    name = getattr(fn, "__qualname__", "")
+    if fn is int:
+        kind = "int"
+    elif fn is float:
+        kind = "float"
+    elif name == "loads" or name.endswith("parse_dataclass"):
+        kind = "json"
+    else:
+        return ""
+    return f"{kind}/none" if optional else kind
+
+
+def _choices(action: argparse.Action) -> tuple[str, ...]:
+    if action.nargs == 0 or not action.choices:
+        return ()
+    return tuple(str(c) for c in action.choices if c is not None)
+
+
+def _choice_lines(option: str, values: tuple[str, ...]) -> str:
+    """One CHOICES entry laid out as `ruff format` keeps it (magic trailing comma)."""
+    if len(values) == 1:
+        return f'    "{option}": ({json.dumps(values[0])},),'
+    items = "".join(f"        {json.dumps(v)},\n" for v in values)
+    return f'    "{option}": (\n{items}    ),'
+
+
 def render() -> str:
     """The text of vllm_flags.py for the installed vLLM."""
     import importlib.metadata
@@ -60,6 +106,18 @@ def render() -> str:
         option: (action.dest, _arity(action))
         for action in serve._actions
         for option in action.option_strings
+    }
+    kinds = {
+        option: _kind(action)
+        for action in serve._actions
+        for option in action.option_strings
+        if _kind(action)
+    }
+    choices = {
+        option: _choices(action)
+        for action in serve._actions
+        for option in action.option_strings
+        if _choices(action)
     }
     lines = [
         f'"""The flags of `vllm serve` in vLLM {version}: option string -> (dest, arity).',
@@ -75,6 +133,16 @@ def render() -> str:
         "",
         "FLAGS: dict[str, tuple[str, str]] = {",
         *(f'    "{opt}": ("{dest}", "{arity}"),' for opt, (dest, arity) in sorted(flags.items())),
+        "}",
+        "",
+        "# What a value must look like (flags taking any string are absent): int, float or json",
+        '# (a JSON object or list), "/none" when "" and "None" also pass.',
+        "VALUE_KINDS: dict[str, str] = {",
+        *(f'    "{opt}": "{kind}",' for opt, kind in sorted(kinds.items())),
+        "}",
+        "",
+        "CHOICES: dict[str, tuple[str, ...]] = {",
+        *(_choice_lines(opt, values) for opt, values in sorted(choices.items())),
         "}",
         "",
         "REASONING_PARSERS: tuple[str, ...] = (",
