@@ -15,10 +15,11 @@ from gptoss_operator.catalog import MODELS, PROFILES, profile_min_tensor_paralle
 from gptoss_operator.flags import (
     ALLOWED_FLAGS,
     CHOICES,
+    KIND_REGEX,
     MANAGED_ENV,
     NEGATIVE_NUMBER,
     REFUSED_FLAGS,
-    VALUE_REGEX,
+    VALUE_KINDS,
 )
 from gptoss_operator.validation import MIN_CPU, MIN_MEMORY
 from gptoss_operator.vllm_flags import VLLM_VERSION
@@ -169,6 +170,17 @@ def shutdown_rules() -> list[Rule]:
     ]
 
 
+def _let(name: str, value: str, expr: str) -> str:
+    """`expr` with `name` bound to `value`, for a boolean expr: the apiserver's CEL has no
+    cel.bind, but a comprehension over a one-item list binds its variable just the same."""
+    return f"[{value}].all({name}, {expr})"
+
+
+def _let_str(name: str, value: str, expr: str) -> str:
+    """`_let` for an expression of any type (a message)."""
+    return f"[{value}].map({name}, {expr})[0]"
+
+
 def _is_flag(x: str) -> str:
     return f"({x}.startsWith('-') && !{x}.matches('{NEGATIVE_NUMBER}'))"
 
@@ -178,16 +190,26 @@ def _name(x: str) -> str:
 
 
 def _value_ok(flag: str, value: str) -> str:
-    return (
-        f"(!({flag} in K) || {value}.matches(K[{flag}])) && "
-        f"(!({flag} in C) || {value} in C[{flag}])"
+    """CEL: `value` has the type of `flag` (constant regexes: the cost estimate needs their
+    length) and, when the flag has choices, is one of them (a map lookup of "flag=value")."""
+    kinds = " : ".join(
+        f"K[{flag}] == '{kind}' ? {value}.matches('{_escape(regex)}')"
+        for kind, regex in KIND_REGEX.items()
     )
+    return (
+        f"(!({flag} in K) || ({kinds} : false)) && "
+        f"(!({flag} in C) || ({flag} + '=' + {value}) in V)"
+    )
+
+
+def _escape(regex: str) -> str:
+    return regex.replace("\\", "\\\\")
 
 
 def _value_why(flag: str, value: str) -> str:
     return (
-        f"{flag} + ' takes ' + ({flag} in C && !({value} in C[{flag}]) ? "
-        f"'one of ' + C[{flag}].join(', ') : 'a value matching ' + K[{flag}]) + ', not ' + {value}"
+        f"{flag} + ' takes ' + ({flag} in C ? 'one of ' + C[{flag}] : 'a value of kind ' + "
+        f"K[{flag}]) + ', not ' + {value}"
     )
 
 
@@ -196,55 +218,62 @@ def extra_args_rules() -> list[Rule]:
 
     One rule, so the flag tables (from vLLM's own parser, `vllm_flags`) appear twice (rule and
     message) rather than once per check: F maps each allowed flag to its arity, R each refused
-    one to the reason, K a typed flag to the pattern of its value, C a flag to its choices.
-    Items are visited by index over a literal list as long as `maxItems`, because whether a
-    value is in place depends on the flags before it.
+    one to the reason, K a typed flag to its kind, C a flag with choices to their list (for the
+    message) and V holds every allowed "flag=choice". Per-item facts are computed once (FL: is
+    a flag, N: the flag's name, A: the value after `=`, OW: the index of the flag that owns a
+    value item, -1 for none), so the nested loop stays within the apiserver's cost budget.
     """
-    idx = _literal(list(range(EXTRA_ARGS_MAX)))
     item = "self[i]"
-    name = _name(item)
-    assigned = f"{item}.substring({item}.indexOf('=') + 1)"
-    # The nearest flag before item i owns it: a bare flag taking a value, the one just before
-    # unless it takes one or more.
-    owner = f"{idx}.filter(j, j < i && {_is_flag('self[j]')})"
+    owner = "self[OW[i]]"
     value_ok = (
-        f"i > 0 && cel.bind(js, {owner}, size(js) > 0 && cel.bind(o, self[js.max()], "
-        "!o.contains('=') && o in F && (F[o] == '+' || (F[o] != '0' && js.max() == i - 1)) && "
-        f"{_value_ok('o', item)}))"
+        f"OW[i] >= 0 && !{owner}.contains('=') && {owner} in F && "
+        f"(F[{owner}] == '+' || (F[{owner}] != '0' && OW[i] == i - 1)) && "
+        f"{_value_ok(owner, item)}"
     )
     flag_bad = (
-        f"{name} in R || !({name} in F) || ({item}.contains('=') ? "
-        f"F[{name}] == '0' || !({_value_ok(name, assigned)}) : "
-        f"F[{item}] in ['1', '+'] && !(i + 1 < size(self) && !{_is_flag('self[i + 1]')}))"
+        "N[i] in R || !(N[i] in F) || "
+        f"({item}.contains('=') ? F[N[i]] == '0' || !({_value_ok('N[i]', 'A[i]')}) : "
+        "F[N[i]] in ['1', '+'] && !(i + 1 < size(self) && !FL[i + 1]))"
     )
-    bad = f"i < size(self) && ({_is_flag(item)} ? ({flag_bad}) : !({value_ok}))"
-    bind = (
-        f"cel.bind(F, {_literal(ALLOWED_FLAGS)}, cel.bind(R, {_literal(REFUSED_FLAGS)}, "
-        f"cel.bind(K, {_literal(VALUE_REGEX)}, cel.bind(C, {_literal(CHOICES)}, "
+    bad = f"(FL[i] ? ({flag_bad}) : !({value_ok}))"
+    choice_values = {f"{flag}={v}": True for flag, values in CHOICES.items() for v in values}
+    tables = (
+        ("F", _literal(ALLOWED_FLAGS)),
+        ("R", _literal(REFUSED_FLAGS)),
+        ("K", _literal(VALUE_KINDS)),
+        ("C", _literal({flag: ", ".join(values) for flag, values in CHOICES.items()})),
+        ("V", _literal(choice_values)),
+        ("FL", f"self.map(a, {_is_flag('a')})"),
+        ("N", f"self.map(a, {_name('a')})"),
+        ("A", "self.map(a, a.contains('=') ? a.substring(a.indexOf('=') + 1) : '')"),
+        (
+            "OW",
+            "self.transformList(i, v, ([-1] + self.transformList(j, w, j < i && FL[j], j)).max())",
+        ),
     )
-    # The owner again, for the message about a value.
-    owner_name = f"cel.bind(js, {owner}, size(js) > 0 ? self[js.max()] : '')"
+    rule = f"self.all(i, v, !{bad})"
+    # string(i) has no size bound for the cost estimate; a list of constants does.
+    index_text = _literal([str(n) for n in range(EXTRA_ARGS_MAX)])
     value_message = (
-        f"cel.bind(o, {owner_name}, o in F && !o.contains('=') && F[o] != '0' && "
-        f"(F[o] == '+' || {owner}.max() == i - 1) ? {_value_why('o', item)} : "
-        f"'value ' + {item} + ' does not follow a flag that takes it')"
+        f"OW[i] >= 0 && !{owner}.contains('=') && {owner} in F && F[{owner}] != '0' && "
+        f"(F[{owner}] == '+' || OW[i] == i - 1) ? {_value_why(owner, item)} : "
+        f"'value ' + {item} + ' does not follow a flag that takes it'"
     )
-    message = (
-        f"cel.bind(i, {idx}.filter(i, {bad})[0], 'spec.engine.extraArgs[' + string(i) + ']: ' + "
-        f"({_is_flag(item)} ? ({name} in R ? {name} + ' is not allowed: ' + R[{name}] : "
-        f"!({name} in F) ? {name} + ' is not a flag of vllm serve {VLLM_VERSION} (exact "
+    message = _let_str(
+        "i",
+        f"self.transformList(i, v, {bad}, i)[0]",
+        f"'spec.engine.extraArgs[' + {index_text}[i] + ']: ' + "
+        "(FL[i] ? (N[i] in R ? N[i] + ' is not allowed: ' + R[N[i]] : "
+        f"!(N[i] in F) ? N[i] + ' is not a flag of vllm serve {VLLM_VERSION} (exact "
         "spelling with - not _, no abbreviation, one flag or value per item)' : "
-        f"{item}.contains('=') ? (F[{name}] == '0' ? {name} + ' takes no value' : "
-        f"{_value_why(name, assigned)}) : "
-        f"{name} + ' needs a value in the next item') : {value_message}))"
+        f"{item}.contains('=') ? (F[N[i]] == '0' ? N[i] + ' takes no value' : "
+        f"{_value_why('N[i]', 'A[i]')}) : "
+        f"N[i] + ' needs a value in the next item') : {value_message})",
     )
-    return [
-        {
-            "rule": f"{bind}{idx}.all(i, !({bad}))))))",
-            "messageExpression": f"{bind}{message}))))",
-            "reason": "FieldValueInvalid",
-        }
-    ]
+    for var, table in reversed(tables):
+        rule = _let(var, table, rule)
+        message = _let_str(var, table, message)
+    return [{"rule": rule, "messageExpression": message, "reason": "FieldValueInvalid"}]
 
 
 def extra_env_rules() -> list[Rule]:

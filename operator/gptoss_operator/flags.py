@@ -156,12 +156,16 @@ def _value_regex(kind: str) -> str:
     return f"^(?:None|{_VALUE_BODIES[body]})?$" if none else f"^(?:{_VALUE_BODIES[body]})$"
 
 
-VALUE_REGEX: dict[str, str] = {
-    flag: _value_regex(kind)
-    for flag, kind in sorted(vllm_flags.VALUE_KINDS.items())
-    if flag in ALLOWED_FLAGS
+VALUE_KINDS: dict[str, str] = {
+    flag: kind for flag, kind in sorted(vllm_flags.VALUE_KINDS.items()) if flag in ALLOWED_FLAGS
 }
-"""Allowed flags whose value has a type, with the RE2 (and Python fullmatch) pattern of it."""
+"""Allowed flags whose value has a type, with the kind (int, float, json, optionally /none)."""
+KIND_REGEX: dict[str, str] = {
+    kind: _value_regex(kind) for kind in sorted(set(VALUE_KINDS.values()))
+}
+"""The RE2 (and Python fullmatch) pattern of each kind."""
+VALUE_REGEX: dict[str, str] = {flag: KIND_REGEX[kind] for flag, kind in VALUE_KINDS.items()}
+"""Allowed flags whose value has a type, with the pattern of it."""
 CHOICES: dict[str, tuple[str, ...]] = {
     flag: values for flag, values in sorted(vllm_flags.CHOICES.items()) if flag in ALLOWED_FLAGS
 }
@@ -171,7 +175,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 def value_error(flag: str, value: str) -> str | None:
     """Why vLLM's parser would refuse `value` for `flag`, or None."""
     if flag in VALUE_REGEX and re.fullmatch(VALUE_REGEX[flag], value) is None:
-        kind = vllm_flags.VALUE_KINDS[flag].partition("/")[0]
+        kind = VALUE_KINDS[flag].partition("/")[0]
         return f"{flag} takes {VALUE_NAMES[kind]}, not {value[:64]!r}"
     if flag in CHOICES and value not in CHOICES[flag]:
         return f"{flag} takes one of {', '.join(CHOICES[flag])}, not {value[:64]!r}"

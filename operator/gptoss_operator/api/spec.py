@@ -108,7 +108,7 @@ class EngineSettings(ApiModel):
     """KV cache data type. Default: fp8 on Blackwell (recipe), auto elsewhere."""
     stream_interval: int | None = Field(default=None, ge=1, le=1024)
     """Tokens per streamed chunk: 1 is most interactive, 20 maximizes throughput (recipe)."""
-    extra_args: list[Annotated[str, Field(max_length=1024)]] = Field(
+    extra_args: list[Annotated[str, Field(max_length=512)]] = Field(
         default_factory=list, max_length=EXTRA_ARGS_MAX
     )
     """Additional `vllm serve` arguments, one flag or value per item (`--flag`, `--flag=value`,
