@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gptoss_operator.api.spec import EXTRA_ARGS_MAX
+from gptoss_operator.api.spec import EXTRA_ARGS_MAX, MIN_GPU_MEMORY_UTILIZATION
 from gptoss_operator.catalog import MODELS, PROFILES, profile_min_tensor_parallel
 from gptoss_operator.flags import (
     ALLOWED_FLAGS,
@@ -112,6 +112,22 @@ def accelerator_rules() -> list[Rule]:
         {
             "rule": "has(self.profile) != has(self.custom)",
             "message": "spec.accelerator: set exactly one of profile and custom",
+        }
+    ]
+
+
+def engine_rules() -> list[Rule]:
+    """Rules on `spec.engine`."""
+    return [
+        {
+            # The schema's `minimum` is truncated to an integer for integer values (0 passes
+            # minimum 0.05 in the pinned apiserver), so the bound is checked here as well.
+            "rule": "!has(self.gpuMemoryUtilization) || "
+            f"double(self.gpuMemoryUtilization) >= {MIN_GPU_MEMORY_UTILIZATION}",
+            "message": "spec.engine.gpuMemoryUtilization must be at least "
+            f"{MIN_GPU_MEMORY_UTILIZATION}",
+            "fieldPath": ".gpuMemoryUtilization",
+            "reason": "FieldValueInvalid",
         }
     ]
 
@@ -301,6 +317,7 @@ def image_rules() -> list[Rule]:
 RULES_BY_PATH: dict[tuple[str, ...], Any] = {
     (): spec_rules,
     ("accelerator",): accelerator_rules,
+    ("engine",): engine_rules,
     ("accelerator", "custom"): custom_accelerator_rules,
     ("resources",): resources_rules,
     ("modelCache",): model_cache_rules,

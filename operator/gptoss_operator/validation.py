@@ -158,10 +158,19 @@ def _loc(error: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
+def _without_nulls(value: Any) -> Any:
+    """The apiserver drops null fields of a non-nullable schema before defaulting: do the same."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def parse_spec(raw: dict[str, Any]) -> GptOssDeploymentSpec:
     """Validate a raw spec like the apiserver and operator do; raise SpecError naming the field."""
     try:
-        spec = GptOssDeploymentSpec.model_validate(raw)
+        spec = GptOssDeploymentSpec.model_validate(_without_nulls(raw))
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SpecError(_loc(dict(first)), first["msg"]) from exc
