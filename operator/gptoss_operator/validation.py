@@ -170,7 +170,9 @@ def _without_nulls(value: Any) -> Any:
 def parse_spec(raw: dict[str, Any]) -> GptOssDeploymentSpec:
     """Validate a raw spec like the apiserver and operator do; raise SpecError naming the field."""
     try:
-        spec = GptOssDeploymentSpec.model_validate(_without_nulls(raw))
+        # Strict: the apiserver checks JSON types ("1" is not an integer, 1 not a boolean), so
+        # the CLI and the operator must not coerce what it would refuse.
+        spec = GptOssDeploymentSpec.model_validate(_without_nulls(raw), strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SpecError(_loc(dict(first)), first["msg"]) from exc

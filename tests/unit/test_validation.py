@@ -29,9 +29,9 @@ def test_python_validation_names_field(
     assert field in str(info.value)
 
 
-# Rules using Kubernetes' own CEL libraries (two-variable comprehensions, quantity, lists' max), which cel-python
-# lacks: the admission tests (tests/e2e/test_admission.py, test_fuzz_admission.py) run them on
-# the real apiserver, against the same bad specs and the fuzz generator.
+# Rules using Kubernetes' own CEL libraries (two-variable comprehensions, quantity, lists' max),
+# which cel-python lacks: the admission tests (tests/e2e/test_admission.py and
+# test_fuzz_admission.py) run them on the real apiserver, on the same bad specs and fuzz variants.
 K8S_ONLY = ("transformList(", "quantity(")
 K8S_ONLY_FIELDS = ("spec.engine.extraArgs", "spec.resources")
 

@@ -24,9 +24,6 @@ class ApiModel(BaseModel):
         extra="forbid",
         use_attribute_docstrings=True,
         frozen=True,
-        # The apiserver checks JSON types strictly ("1" is not an integer, 1 not a boolean);
-        # so does the CLI's and the operator's parse, or they would accept specs it refuses.
-        strict=True,
     )
 
 
