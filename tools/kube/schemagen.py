@@ -1,19 +1,18 @@
 """Generate operator/gptoss_operator/api/kube_schemas.json: the Kubernetes types the spec passes
 through (affinity, tolerations), trimmed from the pinned Kubernetes release's OpenAPI v3 document.
 
-    python tools/kube/schemagen.py [OPENAPI_JSON]
+    kubectl get --raw /openapi/v3/api/v1 | python tools/kube/schemagen.py -
 
-Default source: api/openapi-spec/v3/api__v1_openapi.json of k8s.io/kubernetes at the test bed's
-K8S_VERSION in the Go module cache (`make testbed-build` downloads it). The test bed's drift test
-(tests/e2e/test_kube_schemas.py) feeds the running apiserver's /openapi/v3/api/v1 to `trim()` and
-compares with the committed file, so the copy is the schema the pinned apiserver serves.
+`make kube-schemas` does that against the test bed (its apiserver is K8S_VERSION of
+tests/testbed/versions.env). The served document is the source, not the repository's
+api/openapi-spec copy: the apiserver adds the enums (toleration operators, effects...) that the
+checked-in copy lacks. The drift test (tests/e2e/test_kube_schemas.py) trims the running
+apiserver's document again and compares it with the committed file.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,18 +69,7 @@ def render(openapi: dict[str, Any], version: str) -> str:
     return json.dumps(trim(openapi, version), indent=1, sort_keys=True) + "\n"
 
 
-def _default_source(version: str) -> Path:
-    cache = (
-        os.environ.get("GOMODCACHE")
-        or subprocess.run(
-            ["go", "env", "GOMODCACHE"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-    )
-    return Path(cache) / f"k8s.io/kubernetes@{version}/api/openapi-spec/v3/api__v1_openapi.json"
-
-
 if __name__ == "__main__":
-    version = k8s_version()
-    source = Path(sys.argv[1]) if len(sys.argv) > 1 else _default_source(version)
-    OUT.write_text(render(json.loads(source.read_text()), version))
+    source = sys.stdin.read() if sys.argv[1:] == ["-"] else Path(sys.argv[1]).read_text()
+    OUT.write_text(render(json.loads(source), k8s_version()))
     print(OUT)
