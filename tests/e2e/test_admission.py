@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from support.bad_specs import BAD as BAD_SPECS
+from support.bad_specs import GOOD_EXTRA_ARGS
 
 pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("gptoss_crd")]
 
@@ -63,3 +64,9 @@ def test_short_spec_gets_defaults(kubectl: Kubectl, namespace: str) -> None:
 def test_explain_reads_docstring(kubectl: Kubectl) -> None:
     out = kubectl("explain", "gptossdeployment.spec.tensorParallelSize").stdout
     assert "GPUs per replica the model is split across" in out
+
+
+@pytest.mark.parametrize("args", GOOD_EXTRA_ARGS, ids=[a[0] for a in GOOD_EXTRA_ARGS])
+def test_good_extra_args_are_admitted(kubectl: Kubectl, namespace: str, args: list[str]) -> None:
+    manifest = _manifest(namespace, {"engine": {"extraArgs": args}})
+    kubectl("apply", "--dry-run=server", "-f", "-", input=manifest)

@@ -1,5 +1,6 @@
-"""Bad GptOssDeployment specs, shared by the unit tests (pydantic, validate_spec, CEL evaluated
-in-process) and the admission tests on the real apiserver, so both refuse the same inputs."""
+"""Bad (and a few good) GptOssDeployment specs, shared by the unit tests (pydantic,
+validate_spec, CEL evaluated in-process) and the admission tests on the real apiserver, so both
+refuse the same inputs."""
 
 from __future__ import annotations
 
@@ -196,3 +197,11 @@ BAD: list[tuple[str, dict[str, Any], str, bool]] = [
         )
     ),
 ]
+
+GOOD_EXTRA_ARGS: list[list[str]] = [
+    ["--enable-prefix-caching", "--dtype=half", "--seed", "-1"],
+    ["--cudagraph-capture-sizes", "1", "2", "4", "--max-loras=2"],
+    ["--compilation-config", '{"cudagraph_mode": "FULL_AND_PIECEWISE"}', "--disable-log-stats"],
+    ["--hf-overrides", "{}", "--middleware", "a.b", "--middleware", "c.d"],
+]
+"""extraArgs lists every layer accepts and vLLM's parser reads."""

@@ -221,6 +221,13 @@ def _mutations(
         [],
         "x",
         {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"x": 1}}},
+        {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [{"key": "z", "operator": "Near"}]}]
+                }
+            }
+        },
     ]
     tolerations: list[Any] = [
         [{"key": "a", "operator": "Exists"}],
@@ -230,6 +237,9 @@ def _mutations(
         ["x"],
         {"key": "a"},
         [{"key": 5}],
+        [{"key": "a", "operator": "Foo"}],
+        [{"key": "a", "operator": "Equal", "value": "v", "effect": "NoSchedule"}],
+        [{"key": "a", "effect": "Sometimes"}],
     ]
     extra_env: list[Any] = [
         [{"name": "HF_HOME", "value": "/x"}],

@@ -12,7 +12,7 @@ from matrix import matrix
 from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.cel import RULES_BY_PATH
 from gptoss_operator.validation import SpecError, parse_spec
-from support.bad_specs import BAD
+from support.bad_specs import BAD, GOOD_EXTRA_ARGS
 
 
 def _raw(patch: dict[str, Any]) -> dict[str, Any]:
@@ -102,3 +102,9 @@ def test_cel_accepts_whole_matrix() -> None:
 def test_good_examples_parse() -> None:
     parse_spec({"model": {"name": "gpt-oss-120b"}, "tensorParallelSize": 1})
     parse_spec({"model": {"name": "gpt-oss-120b"}, "accelerator": {"profile": "H200"}})
+
+
+@pytest.mark.parametrize("args", GOOD_EXTRA_ARGS, ids=[a[0] for a in GOOD_EXTRA_ARGS])
+def test_good_extra_args_are_accepted(args: list[str]) -> None:
+    spec = parse_spec(_raw({"engine": {"extraArgs": args}}))
+    assert spec.engine.extra_args == args

@@ -17,6 +17,8 @@ from matrix import matrix
 
 from gptoss_operator.catalog import VLLM_VERSION
 from gptoss_operator.render import render_children
+from gptoss_operator.validation import parse_spec
+from support.bad_specs import GOOD_EXTRA_ARGS
 
 pytestmark = pytest.mark.contract
 
@@ -78,3 +80,24 @@ def test_vllm_flags_match_the_installed_parser(vllm_serve: Parse) -> None:
 def test_unknown_flag_is_rejected(vllm_serve: Parse) -> None:
     with pytest.raises(pytest.fail.Exception):
         vllm_serve(["m", "--no-such-flag-in-vllm"])
+
+
+@pytest.mark.parametrize("args", GOOD_EXTRA_ARGS, ids=[a[0] for a in GOOD_EXTRA_ARGS])
+def test_good_extra_args_parse_and_managed_flags_win(vllm_serve: Parse, args: list[str]) -> None:
+    spec = parse_spec({"model": {"name": "gpt-oss-20b"}, "engine": {"extraArgs": args}})
+    (deployment,) = [c for c in render_children("m", "ns", spec) if c["kind"] == "Deployment"]
+    rendered = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    ns = vllm_serve(rendered)
+    assert (ns.port, ns.host, ns.tensor_parallel_size) == (8000, "0.0.0.0", 1)  # noqa: S104
+
+
+def test_managed_flags_come_last(vllm_serve: Parse) -> None:
+    """argparse keeps the last value: a managed flag slipped into extraArgs (a CRD older than the
+    rule, say) still loses to the operator's, which follow it."""
+    from gptoss_operator.render.command import managed_args
+    from gptoss_operator.render.resolve import resolve
+
+    spec = parse_spec({"model": {"name": "gpt-oss-20b"}})
+    args = ["openai/gpt-oss-20b", "--port", "9000", "-tp", "4", *managed_args(spec, resolve(spec))]
+    ns = vllm_serve(args)
+    assert (ns.port, ns.tensor_parallel_size) == (8000, 1)
