@@ -143,11 +143,23 @@ def is_flag_item(arg: str) -> bool:
 _VALUE_BODIES = {
     "int": r"-?[0-9]+",
     "float": r"-?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?",
+    # vLLM's human_readable_int: 1k, 25.6k (decimal suffixes), 1K (binary, no decimals).
+    "size": r"-?[0-9]+|[0-9]+([.][0-9]+)?[kmgt]|[0-9]+[KMGT]",
+    # --lora-modules: name=path (vLLM's JSON form is not admitted: its keys are checked at start).
+    "lora": r"[^={\s][^=]*=.+",
     # vLLM parses these with json.loads or a pydantic dataclass: the content is checked when
     # vLLM starts, admission only that the value is a JSON object or list.
     "json": r"\s*[{\[](?s:.*)",
+    "object": r"\s*[{](?s:.*)",
 }
-VALUE_NAMES = {"int": "an integer", "float": "a number", "json": "a JSON object or list"}
+VALUE_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "size": "an integer, optionally with k, m, g, t or K, M, G, T",
+    "json": "a JSON object or list",
+    "object": "a JSON object",
+    "lora": "name=path",
+}
 
 
 def _value_regex(kind: str) -> str:

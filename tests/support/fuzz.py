@@ -145,7 +145,8 @@ def _good_value(rnd: random.Random, flag: str) -> str:
     if flag in CHOICES:
         return rnd.choice(CHOICES[flag])
     kind = VALUE_KINDS.get(flag, "").partition("/")[0]
-    return {"int": str(rnd.randint(0, 64)), "float": "0.5", "json": "{}"}.get(kind, "x")
+    good = {"int": str(rnd.randint(0, 64)), "float": "0.5", "json": "{}", "object": "{}"}
+    return (good | {"size": "4k", "lora": "adapter=/models/adapter"}).get(kind, "x")
 
 
 def _good_token(rnd: random.Random) -> list[str]:

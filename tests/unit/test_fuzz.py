@@ -186,7 +186,7 @@ def _json_content_only(vllm_serve: Any, args: list[str]) -> bool:
     fixed = list(args)
     for i, arg in enumerate(fixed):
         name, eq, _ = arg.partition("=")
-        if VALUE_KINDS.get(name, "").startswith("json"):
+        if VALUE_KINDS.get(name, "").startswith(("json", "object")):
             if eq:
                 fixed[i] = f"{name}={{}}"
             elif i + 1 < len(fixed):

@@ -101,3 +101,25 @@ def test_managed_flags_come_last(vllm_serve: Parse) -> None:
     args = ["openai/gpt-oss-20b", "--port", "9000", "-tp", "4", *managed_args(spec, resolve(spec))]
     ns = vllm_serve(args)
     assert (ns.port, ns.tensor_parallel_size) == (8000, 1)
+
+
+PROBE_VALUES = ("x", "1", "-1", "0.5", "1k", "{}", "[]", "a=/p", "None", "")
+
+
+def test_every_value_admission_takes_vllm_parses(vllm_serve: Parse) -> None:
+    """Each allowed flag with probe values of every kind: what extra_args_error (and so the CEL
+    rule) admits, vLLM's parser reads (JSON objects are checked against vLLM's config classes
+    only when vLLM starts, so `{}`, valid for all of them, is the JSON probe)."""
+    from gptoss_operator.flags import ALLOWED_FLAGS, extra_args_error
+
+    parser = vllm_serve.parser  # type: ignore[attr-defined]
+    refused = []
+    for flag, arity in ALLOWED_FLAGS.items():
+        for args in ([flag],) if arity == "0" else ([flag, v] for v in PROBE_VALUES):
+            if extra_args_error(args) is not None:
+                continue
+            try:
+                parser.parse_args(["serve", "m", *args])
+            except SystemExit:
+                refused.append(args)
+    assert refused == [], f"admitted but refused by vllm serve: {refused}"

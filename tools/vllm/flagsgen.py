@@ -63,7 +63,11 @@ def _inner(fn: Any) -> tuple[Any, bool]:
 
 
 def _kind(action: argparse.Action) -> str:
-    """What the value must look like: int, float, json (optionally /none), or "" (any string)."""
+    """What the value must look like: int, float, size (1k, 2M...), json (object or list), object
+    (a JSON object, for vLLM's config classes), each optionally /none; lora (name=path); or ""
+    (any string)."""
+    if type(action).__name__ == "LoRAParserAction":
+        return "lora"
     if action.nargs == 0 or action.type is None:
         return ""
     fn, optional = _inner(action.type)
@@ -72,8 +76,12 @@ def _kind(action: argparse.Action) -> str:
         kind = "int"
     elif fn is float:
         kind = "float"
-    elif name == "loads" or name.endswith("parse_dataclass"):
+    elif name == "loads":
         kind = "json"
+    elif name.endswith("parse_dataclass"):
+        kind = "object"
+    elif name == "human_readable_int":
+        kind = "size"
     else:
         return ""
     return f"{kind}/none" if optional else kind
