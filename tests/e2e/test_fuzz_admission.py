@@ -133,8 +133,11 @@ def test_fuzz_sample_is_served_or_reported(
     generation (a phase), and one the operator refuses says why, naming the field."""
     api = Api(testbed)
     _, _, accepted = _classify(api, namespace)
-    # Characters outside the BMP: the operator's request encoding is the lead's fix (issue 15).
-    plain = [a for a in accepted if json.dumps(a[0].spec).isascii()]
+    # Characters outside the BMP wait for the operator's request encoding fix (issue 15, the
+    # controller side): until it is merged, their applies fail with 400.
+    plain = [
+        a for a in accepted if max(map(ord, json.dumps(a[0].spec, ensure_ascii=False))) < 0x10000
+    ]
     rnd = random.Random(SEED)  # noqa: S311 - a reproducible sample, not a secret
     refused = [a for a in plain if isinstance(a[2], SpecError)]
     sample = rnd.sample(plain, min(SAMPLE, len(plain)))

@@ -198,7 +198,7 @@ def _json_content_only(vllm_serve: Any, args: list[str]) -> bool:
 def test_fuzz_accepted_command_lines_parse_with_vllm(vllm_serve: Any) -> None:
     """Every accepted variant's command line parses with vLLM's parser, which reads the managed
     values; counts what vLLM leaves to its later checks (JSON config content, cross-flag rules
-    in validate_parsed_serve_args), which fail at start and show in the pod's status."""
+    and files in validate_parsed_serve_args), which fail at start and show in the pod's status."""
     start = time.monotonic()
     counts: Counter[str] = Counter()
     problems = []
@@ -222,8 +222,10 @@ def test_fuzz_accepted_command_lines_parse_with_vllm(vllm_serve: Any) -> None:
         assert ns.model_tag == (result.model.repository or f"openai/{result.model.name}"), where
         try:
             vllm_serve.validate(ns)
-        except (TypeError, ValueError) as exc:
-            counts["cross-flag-refused-at-start"] += 1
+        except Exception as exc:  # whatever vLLM's pre-start checks raise
+            # Checks of values against the machine (a chat template file that is not in this
+            # checkout) or against each other: vLLM refuses at start, the status reports it.
+            counts["refused-by-pre-start-checks"] += 1
             print(f"  {variant.id}: {exc}")
             continue
         counts["parsed"] += 1
