@@ -197,6 +197,19 @@ BAD: list[tuple[str, dict[str, Any], str, bool]] = [
         )
     ),
 ]
+# Label syntax: a CEL rule in the map type's own schema (api/common.py), not in cel.RULES_BY_PATH,
+# so the admission tests check it on the apiserver.
+BAD += [
+    ("label-key-space", {"podLabels": {"a b": "v"}}, "spec.podLabels", False),
+    ("label-value-space", {"podLabels": {"app": "a b"}}, "spec.podLabels", False),
+    (
+        "node-selector-empty-key",
+        {"scheduling": {"nodeSelector": {"": "v"}}},
+        "spec.scheduling.nodeSelector",
+        False,
+    ),
+    ("annotation-key-slashes", {"podAnnotations": {"a/b/c": "v"}}, "spec.podAnnotations", False),
+]
 
 GOOD_EXTRA_ARGS: list[list[str]] = [
     ["--enable-prefix-caching", "--dtype=half", "--seed", "-1"],

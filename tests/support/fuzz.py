@@ -174,6 +174,24 @@ def _extra_args(rnd: random.Random) -> list[str]:
     return args
 
 
+def _label_maps() -> list[dict[str, str]]:
+    """Label and annotation maps with keys or values Kubernetes' label syntax refuses, or takes."""
+    return [
+        {"": "v"},
+        {"a b": "v"},
+        {"-a": "v"},
+        {"example.com/app": "v"},
+        {"Example.com/app": "v"},
+        {"a/b/c": "v"},
+        {"x" * 64: "v"},
+        {"app": "x" * 64},
+        {"app": "a b"},
+        {"app": "-v"},
+        {"app": ""},
+        {"app": "emoji-\U0001f600"},
+    ]
+
+
 def _mutations(
     rnd: random.Random,
 ) -> list[tuple[str, Callable[[], dict[str, Any]], tuple[str, ...]]]:
@@ -281,7 +299,7 @@ def _mutations(
                                 {"resourceName": rnd.choice(resource_names)},
                                 {"gpuMemoryGiB": rnd.choice(num(rnd, 1, 4096))},
                                 {"gpusPerNode": rnd.choice(num(rnd, 1, 64))},
-                                {"nodeSelector": rnd.choice([{"a": "b"}, {"a": 1}, "x"])},
+                                {"nodeSelector": rnd.choice([{"a": 1}, "x", *_label_maps()])},
                                 {"bogus": 1},
                             ]
                         ),
@@ -448,7 +466,7 @@ def _mutations(
         (
             "scheduling.nodeSelector",
             lambda: _set(
-                "scheduling.nodeSelector", rnd.choice([{"a": "b"}, {"a": 1}, "x", {"": "v"}])
+                "scheduling.nodeSelector", rnd.choice([{"a": "b"}, {"a": 1}, "x", *_label_maps()])
             ),
             ("spec.scheduling.nodeSelector",),
         ),
@@ -463,7 +481,8 @@ def _mutations(
         (
             "podLabels",
             lambda: _set(
-                rnd.choice(["podLabels", "podAnnotations"]), rnd.choice([{"a": "b"}, {"a": 1}, "x"])
+                rnd.choice(["podLabels", "podAnnotations"]),
+                rnd.choice([{"a": "b"}, {"a": 1}, "x", *_label_maps()]),
             ),
             ("spec.podLabels", "spec.podAnnotations"),
         ),

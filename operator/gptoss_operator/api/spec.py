@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from gptoss_operator.api.common import ApiModel, IntOrString, LabelMap, Quantity
+from gptoss_operator.api.common import AnnotationMap, ApiModel, IntOrString, LabelMap, Quantity
 from gptoss_operator.api.kube_types import Affinity, Toleration
 from gptoss_operator.catalog import (
     DEFAULT_IMAGE,
@@ -190,7 +190,7 @@ class ServiceSettings(ApiModel):
     """Service type."""
     port: int = Field(default=8000, ge=1, le=65535)
     """Service port of the OpenAI-compatible API."""
-    annotations: LabelMap = Field(default_factory=dict)
+    annotations: AnnotationMap = Field(default_factory=dict)
     """Annotations of the Service."""
 
 
@@ -298,7 +298,7 @@ class GptOssDeploymentSpec(ApiModel):
     """Extra pod placement."""
     pod_labels: LabelMap = Field(default_factory=dict)
     """Labels added to the pods (the app.kubernetes.io labels win)."""
-    pod_annotations: LabelMap = Field(default_factory=dict)
+    pod_annotations: AnnotationMap = Field(default_factory=dict)
     """Annotations added to the pods."""
     service: ServiceSettings = ServiceSettings()
     """The Service."""
