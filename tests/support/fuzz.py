@@ -421,6 +421,7 @@ def _mutations(
                         {"offline": True, "existingClaimName": "c"},
                         {"accessModes": rnd.choice([["ReadWriteMany"], ["Bogus"], [], "x"])},
                         {"storageClassName": rnd.choice(s(rnd))},
+                        {"hfTokenSecretRef": rnd.choice([{"name": "hf", "key": "t"}, {"key": ""}])},
                     ]
                 )
             },
@@ -557,7 +558,17 @@ def _mutations(
         ),
         (
             "podMonitor",
-            lambda: _set("podMonitor.interval", rnd.choice(["30s", "1m", "1d", "x", "", 30])),
+            lambda: {
+                "podMonitor": rnd.choice(
+                    [
+                        {"interval": rnd.choice(["30s", "1m", "1d", "x", "", 30])},
+                        {
+                            "enabled": rnd.choice([True, "true"]),
+                            "labels": rnd.choice(_label_maps()),
+                        },
+                    ]
+                )
+            },
             ("spec.podMonitor",),
         ),
         ("unknown", lambda: {rnd.choice(["bogus", "Replicas", "extraArgs"]): 1}, ("spec",)),
