@@ -131,8 +131,10 @@ def is_managed_arg(arg: str) -> bool:
     return arg.split("=", 1)[0] in REFUSED_FLAGS
 
 
-NEGATIVE_NUMBER = r"^-[0-9]+$|^-[0-9]*[.][0-9]+$"
-"""argparse reads an item matching this as a value, not a flag (vLLM has no numeric flags)."""
+NEGATIVE_NUMBER = r"^-[0-9]+$"
+"""An item that is a value though it starts with `-`: argparse reads negative numbers as values,
+but vLLM's own pre-pass reads any item starting with `-` and holding a `.` as a dotted config
+flag (`-0.5` included), so only integers qualify; a negative decimal goes in `--flag=-0.5`."""
 
 
 def is_flag_item(arg: str) -> bool:

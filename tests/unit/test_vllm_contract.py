@@ -103,7 +103,7 @@ def test_managed_flags_come_last(vllm_serve: Parse) -> None:
     assert (ns.port, ns.tensor_parallel_size) == (8000, 1)
 
 
-PROBE_VALUES = ("x", "1", "-1", "0.5", "1k", "{}", "[]", "a=/p", "None", "")
+PROBE_VALUES = ("x", "1", "-1", "0.5", "-0.5", "1.5k", "1k", "{}", "[]", "a=/p", "a.b", "None", "")
 
 
 def test_every_value_admission_takes_vllm_parses(vllm_serve: Parse) -> None:
