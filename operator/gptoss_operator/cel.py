@@ -10,8 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gptoss_operator.api.spec import EXTRA_ARGS_MAX, MIN_GPU_MEMORY_UTILIZATION
 from gptoss_operator.catalog import MODELS, PROFILES, profile_min_tensor_parallel
-from gptoss_operator.flags import MANAGED_ENV, MANAGED_FLAGS
+from gptoss_operator.flags import (
+    ALLOWED_FLAGS,
+    CHOICES,
+    KIND_REGEX,
+    MANAGED_ENV,
+    NEGATIVE_NUMBER,
+    REFUSED_FLAGS,
+    VALUE_KINDS,
+)
+from gptoss_operator.validation import MIN_CPU, MIN_MEMORY
+from gptoss_operator.vllm_flags import VLLM_VERSION
 
 Rule = dict[str, Any]
 
@@ -117,6 +128,50 @@ def accelerator_rules() -> list[Rule]:
     ]
 
 
+def engine_rules() -> list[Rule]:
+    """Rules on `spec.engine`."""
+    return [
+        {
+            # The schema's `minimum` is truncated to an integer for integer values (0 passes
+            # minimum 0.05 in the pinned apiserver), so the bound is checked here as well.
+            "rule": "!has(self.gpuMemoryUtilization) || "
+            f"double(self.gpuMemoryUtilization) >= {MIN_GPU_MEMORY_UTILIZATION}",
+            "message": "spec.engine.gpuMemoryUtilization must be at least "
+            f"{MIN_GPU_MEMORY_UTILIZATION}",
+            "fieldPath": ".gpuMemoryUtilization",
+            "reason": "FieldValueInvalid",
+        }
+    ]
+
+
+def custom_accelerator_rules() -> list[Rule]:
+    """Rules on `spec.accelerator.custom`."""
+    return [
+        {
+            "rule": "!self.resourceName.contains('kubernetes.io/') && "
+            "!self.resourceName.startsWith('requests.')",
+            "message": "spec.accelerator.custom.resourceName must be an extended resource outside "
+            "kubernetes.io, without the requests. prefix",
+            "fieldPath": ".resourceName",
+            "reason": "FieldValueInvalid",
+        }
+    ]
+
+
+def resources_rules() -> list[Rule]:
+    """Rules on `spec.resources`: lower bounds (Kubernetes' CEL quantity library)."""
+    return [
+        {
+            "rule": f"!has(self.{field}) || "
+            f"quantity(self.{field}).compareTo(quantity('{least}')) >= 0",
+            "message": f"spec.resources.{field} must be at least {least}",
+            "fieldPath": f".{field}",
+            "reason": "FieldValueInvalid",
+        }
+        for field, least in (("cpu", MIN_CPU), ("memory", MIN_MEMORY))
+    ]
+
+
 def model_cache_rules() -> list[Rule]:
     """Rules on `spec.modelCache`."""
     return [
@@ -156,17 +211,110 @@ def security_context_rules() -> list[Rule]:
     ]
 
 
+def _let(name: str, value: str, expr: str) -> str:
+    """`expr` with `name` bound to `value`, for a boolean expr: the apiserver's CEL has no
+    cel.bind, but a comprehension over a one-item list binds its variable just the same."""
+    return f"[{value}].all({name}, {expr})"
+
+
+def _let_str(name: str, value: str, expr: str) -> str:
+    """`_let` for an expression of any type (a message)."""
+    return f"[{value}].map({name}, {expr})[0]"
+
+
+def _is_flag(x: str) -> str:
+    return f"({x}.startsWith('-') && !{x}.matches('{NEGATIVE_NUMBER}'))"
+
+
+def _name(x: str) -> str:
+    return f"({x}.contains('=') ? {x}.substring(0, {x}.indexOf('=')) : {x})"
+
+
+def _value_ok(flag: str, value: str) -> str:
+    """CEL: `value` has the type of `flag` (constant regexes: the cost estimate needs their
+    length) and, when the flag has choices, is one of them (a map lookup of "flag=value")."""
+    kinds = " : ".join(
+        f"K[{flag}] == '{kind}' ? {value}.matches('{_escape(regex)}')"
+        for kind, regex in KIND_REGEX.items()
+    )
+    return (
+        f"(!({flag} in K) || ({kinds} : false)) && "
+        f"(!({flag} in C) || ({flag} + '=' + {value}) in V)"
+    )
+
+
+def _escape(regex: str) -> str:
+    return regex.replace("\\", "\\\\")
+
+
+def _value_why(flag: str, value: str) -> str:
+    return (
+        f"{flag} + ' takes ' + ({flag} in C ? 'one of ' + C[{flag}] : 'a value of kind ' + "
+        f"K[{flag}]) + ', not ' + {value}"
+    )
+
+
 def extra_args_rules() -> list[Rule]:
-    """Rules on `spec.engine.extraArgs`."""
-    flags = _literal(list(MANAGED_FLAGS))
-    return [
-        {
-            "rule": f"self.all(a, !{flags}.exists(f, a == f || a.startsWith(f + '=')))",
-            "message": "spec.engine.extraArgs must not contain a flag the operator manages "
-            "(see the matching spec field): " + ", ".join(f for f in MANAGED_FLAGS if "_" not in f),
-            "reason": "FieldValueForbidden",
-        }
-    ]
+    """Rules on `spec.engine.extraArgs`: the grammar of `flags.extra_args_error`, in CEL.
+
+    One rule, so the flag tables (from vLLM's own parser, `vllm_flags`) appear twice (rule and
+    message) rather than once per check: F maps each allowed flag to its arity, R each refused
+    one to the reason, K a typed flag to its kind, C a flag with choices to their list (for the
+    message) and V holds every allowed "flag=choice". Per-item facts are computed once (FL: is
+    a flag, N: the flag's name, A: the value after `=`, OW: the index of the flag that owns a
+    value item, -1 for none), so the nested loop stays within the apiserver's cost budget.
+    """
+    item = "self[i]"
+    owner = "self[OW[i]]"
+    value_ok = (
+        f"OW[i] >= 0 && !{owner}.contains('=') && {owner} in F && "
+        f"(F[{owner}] == '+' || (F[{owner}] != '0' && OW[i] == i - 1)) && "
+        f"{_value_ok(owner, item)}"
+    )
+    flag_bad = (
+        "N[i] in R || !(N[i] in F) || "
+        f"({item}.contains('=') ? F[N[i]] == '0' || !({_value_ok('N[i]', 'A[i]')}) : "
+        "F[N[i]] in ['1', '+'] && !(i + 1 < size(self) && !FL[i + 1]))"
+    )
+    bad = f"(FL[i] ? ({flag_bad}) : !({value_ok}))"
+    choice_values = {f"{flag}={v}": True for flag, values in CHOICES.items() for v in values}
+    tables = (
+        ("F", _literal(ALLOWED_FLAGS)),
+        ("R", _literal(REFUSED_FLAGS)),
+        ("K", _literal(VALUE_KINDS)),
+        ("C", _literal({flag: ", ".join(values) for flag, values in CHOICES.items()})),
+        ("V", _literal(choice_values)),
+        ("FL", f"self.map(a, {_is_flag('a')})"),
+        ("N", f"self.map(a, {_name('a')})"),
+        ("A", "self.map(a, a.contains('=') ? a.substring(a.indexOf('=') + 1) : '')"),
+        (
+            "OW",
+            "self.transformList(i, v, ([-1] + self.transformList(j, w, j < i && FL[j], j)).max())",
+        ),
+    )
+    rule = f"self.all(i, v, !{bad})"
+    # string(i) has no size bound for the cost estimate; a list of constants does.
+    index_text = _literal([str(n) for n in range(EXTRA_ARGS_MAX)])
+    value_message = (
+        f"OW[i] >= 0 && !{owner}.contains('=') && {owner} in F && F[{owner}] != '0' && "
+        f"(F[{owner}] == '+' || OW[i] == i - 1) ? {_value_why(owner, item)} : "
+        f"'value ' + {item} + ' does not follow a flag that takes it'"
+    )
+    message = _let_str(
+        "i",
+        f"self.transformList(i, v, {bad}, i)[0]",
+        f"'spec.engine.extraArgs[' + {index_text}[i] + ']: ' + "
+        "(FL[i] ? (N[i] in R ? N[i] + ' is not allowed: ' + R[N[i]] : "
+        f"!(N[i] in F) ? N[i] + ' is not a flag of vllm serve {VLLM_VERSION} (exact "
+        "spelling with - not _, no abbreviation, one flag or value per item)' : "
+        f"{item}.contains('=') ? (F[N[i]] == '0' ? N[i] + ' takes no value' : "
+        f"{_value_why('N[i]', 'A[i]')}) : "
+        f"N[i] + ' needs a value in the next item') : {value_message})",
+    )
+    for var, table in reversed(tables):
+        rule = _let(var, table, rule)
+        message = _let_str(var, table, message)
+    return [{"rule": rule, "messageExpression": message, "reason": "FieldValueInvalid"}]
 
 
 def extra_env_rules() -> list[Rule]:
@@ -194,6 +342,9 @@ def image_rules() -> list[Rule]:
 RULES_BY_PATH: dict[tuple[str, ...], Any] = {
     (): spec_rules,
     ("accelerator",): accelerator_rules,
+    ("engine",): engine_rules,
+    ("accelerator", "custom"): custom_accelerator_rules,
+    ("resources",): resources_rules,
     ("modelCache",): model_cache_rules,
     ("shutdown",): shutdown_rules,
     ("securityContext",): security_context_rules,

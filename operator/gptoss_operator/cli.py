@@ -29,20 +29,27 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render_one(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+def _render_one(doc: object, args: argparse.Namespace) -> list[dict[str, Any]]:
     from gptoss_operator.render import render_children
     from gptoss_operator.settings import parse_gpu_node_labels
     from gptoss_operator.validation import parse_spec
 
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a {KIND} object, got a YAML {type(doc).__name__}")
     if doc.get("kind") != KIND or doc.get("apiVersion") != f"{GROUP}/{VERSION}":
         raise ValueError(f"expected kind {KIND} apiVersion {GROUP}/{VERSION}")
     meta = doc.get("metadata") or {}
-    name = meta.get("name")
-    if not name:
-        raise ValueError("metadata.name is required")
-    spec = parse_spec(doc.get("spec") or {})
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ValueError("metadata.name is required (a string)")
+    namespace = meta.get("namespace", "default")
+    if not isinstance(namespace, str):
+        raise ValueError("metadata.namespace must be a string")
+    spec = doc.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise ValueError("spec must be an object")
     labels = parse_gpu_node_labels(args.gpu_node_labels)
-    return render_children(name, meta.get("namespace", "default"), spec, gpu_node_labels=labels)
+    return render_children(name, namespace, parse_spec(spec), gpu_node_labels=labels)
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -58,17 +65,27 @@ _BlockDumper.add_representer(str, _str)
 
 
 def _render(args: argparse.Namespace) -> int:
+    """Exit 0 with the manifests, or 2 with one line naming the problem: never a traceback."""
     from gptoss_operator.validation import SpecError
 
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     children: list[dict[str, Any]] = []
     try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
         for doc in yaml.safe_load_all(text):
-            if doc:
+            if doc is not None:
                 children += _render_one(doc, args)
-    except (SpecError, ValueError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as exc:
+        print(f"error: {args.file}: invalid YAML: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except (SpecError, ValueError) as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    if not children:
+        print(f"error: {args.file}: no {KIND} in the file", file=sys.stderr)
+        return 2
     sys.stdout.write(yaml.dump_all(children, Dumper=_BlockDumper, sort_keys=False, width=100))
     return 0
 

@@ -12,7 +12,24 @@ from pydantic import ValidationError
 
 from gptoss_operator.api import GptOssDeploymentSpec, ModelCache
 from gptoss_operator.catalog import MODELS, PROFILES, min_tensor_parallel
-from gptoss_operator.flags import MANAGED_ENV, MANAGED_FLAGS, is_managed_arg
+from gptoss_operator.flags import MANAGED_ENV, extra_args_error
+
+MIN_CPU = "2"
+"""Least CPU request: vLLM's API server and engine core are one busy process each."""
+MIN_MEMORY = "8Gi"
+"""Least memory: the weights pass through host memory while loading (13 GiB for 20b)."""
+_SUFFIXES = {
+    "": 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+}
 
 
 class SpecError(ValueError):
@@ -68,13 +85,20 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
             "spec.tensorParallelSize",
             f"{tp} is too small: {model} needs at least {need} GPU(s) of {memory:g} GiB on {where}",
         )
-    for i, arg in enumerate(spec.engine.extra_args):
-        if is_managed_arg(arg):
-            raise SpecError(
-                f"spec.engine.extraArgs[{i}]",
-                f"{arg.split('=', 1)[0]} is managed by the operator; use the matching spec field "
-                f"(managed: {', '.join(f for f in MANAGED_FLAGS if '_' not in f)})",
-            )
+    bad_arg = extra_args_error(spec.engine.extra_args)
+    if bad_arg is not None:
+        raise SpecError(f"spec.engine.extraArgs[{bad_arg[0]}]", bad_arg[1])
+    if acc.custom is not None and _not_extended(acc.custom.resource_name):
+        raise SpecError(
+            "spec.accelerator.custom.resourceName",
+            "must be an extended resource outside kubernetes.io, without the requests. prefix",
+        )
+    for field, value, least in (
+        ("cpu", spec.resources.cpu, MIN_CPU),
+        ("memory", spec.resources.memory, MIN_MEMORY),
+    ):
+        if value is not None and quantity(value) < quantity(least):
+            raise SpecError(f"spec.resources.{field}", f"{value} is below the minimum {least}")
     for i, env in enumerate(spec.engine.extra_env):
         if env.name in MANAGED_ENV:
             raise SpecError(f"spec.engine.extraEnv[{i}].name", f"{env.name} is set by the operator")
@@ -125,6 +149,16 @@ def is_single_node(cache: ModelCache) -> bool:
     return all(mode == "ReadWriteOnce" for mode in cache.access_modes)
 
 
+def quantity(value: str) -> float:
+    """The number a Kubernetes quantity of the spec's `Quantity` pattern stands for."""
+    number = value.rstrip("mkKMGTi")
+    return float(number) * _SUFFIXES[value[len(number) :]]
+
+
+def _not_extended(resource_name: str) -> bool:
+    return "kubernetes.io/" in resource_name or resource_name.startswith("requests.")
+
+
 def _is_zero(value: int | str) -> bool:
     return str(value).rstrip("%") == "0"
 
@@ -139,10 +173,21 @@ def _loc(error: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
+def _without_nulls(value: Any) -> Any:
+    """The apiserver drops null fields of a non-nullable schema before defaulting: do the same."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def parse_spec(raw: dict[str, Any]) -> GptOssDeploymentSpec:
     """Validate a raw spec like the apiserver and operator do; raise SpecError naming the field."""
     try:
-        spec = GptOssDeploymentSpec.model_validate(raw)
+        # Strict: the apiserver checks JSON types ("1" is not an integer, 1 not a boolean), so
+        # the CLI and the operator must not coerce what it would refuse.
+        spec = GptOssDeploymentSpec.model_validate(_without_nulls(raw), strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SpecError(_loc(dict(first)), first["msg"]) from exc

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from support.bad_specs import BAD as BAD_SPECS
+from support.bad_specs import GOOD_EXTRA_ARGS
 
 pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("gptoss_crd")]
 
@@ -73,3 +74,9 @@ def test_scaling_a_single_node_claim_is_refused(kubectl: Kubectl, namespace: str
     assert "spec.modelCache.accessModes" in result.stderr, result.stderr
     got = json.loads(kubectl("get", "gptoss", "bad", "-n", namespace, "-o", "json").stdout)
     assert got["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("args", GOOD_EXTRA_ARGS, ids=[a[0] for a in GOOD_EXTRA_ARGS])
+def test_good_extra_args_are_admitted(kubectl: Kubectl, namespace: str, args: list[str]) -> None:
+    manifest = _manifest(namespace, {"engine": {"extraArgs": args}})
+    kubectl("apply", "--dry-run=server", "-f", "-", input=manifest)

@@ -91,7 +91,7 @@ def test_render_bad_file_names_field(tmp_path: Path, capsys: pytest.CaptureFixtu
         "spec: {model: {name: gpt-oss-120b}, accelerator: {profile: A100-40GB}, "
         "tensorParallelSize: 1}\n"
     )
-    assert main(["render", "-f", str(bad)]) == 1
+    assert main(["render", "-f", str(bad)]) == 2
     assert "spec.tensorParallelSize" in capsys.readouterr().err
 
 

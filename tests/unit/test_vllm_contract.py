@@ -7,7 +7,7 @@ skipping. Importing vLLM takes ~30 s, hence one module-scoped parser.
 from __future__ import annotations
 
 import importlib.metadata
-import os
+import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -18,41 +18,14 @@ from matrix import matrix
 
 from gptoss_operator.catalog import PROFILES, VLLM_VERSION, GpuProfile
 from gptoss_operator.render import render_children, resolve
+from gptoss_operator.validation import parse_spec
+from support.bad_specs import GOOD_EXTRA_ARGS
 
 pytestmark = pytest.mark.contract
 
 CASES = matrix()
+ROOT = Path(__file__).resolve().parents[2]
 Parse = Callable[[list[str]], Any]
-
-
-@pytest.fixture(scope="module")
-def vllm_serve() -> Parse:
-    """Parse `vllm serve ARGS` as the CLI does, then run its pre-start argument checks."""
-    # Lets vLLM import on a machine without GPUs; must be set before the first vllm import.
-    os.environ["VLLM_TARGET_DEVICE"] = "cpu"
-    try:
-        version = importlib.metadata.version("vllm")
-        from vllm.entrypoints.cli.serve import ServeSubcommand
-        from vllm.entrypoints.common.cli_args import validate_parsed_serve_args
-        from vllm.utils.argparse_utils import FlexibleArgumentParser
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        pytest.fail(f"vLLM is not installed ({exc}): run `make .venv/.vllm` (the vllm extra)")
-    assert version == VLLM_VERSION, f"installed vLLM {version}, catalog pins {VLLM_VERSION}"
-    parser = FlexibleArgumentParser(prog="vllm")
-    subparsers = parser.add_subparsers(dest="subparser", required=False)
-    serve = ServeSubcommand().subparser_init(subparsers)
-    known = set(serve._option_string_actions)
-
-    def parse(args: list[str]) -> Any:
-        try:
-            namespace = parser.parse_args(["serve", *args])
-        except SystemExit as exc:
-            pytest.fail(f"vllm serve rejected {args}: exit {exc.code}")
-        validate_parsed_serve_args(namespace)
-        return namespace
-
-    parse.known_flags = known  # type: ignore[attr-defined]
-    return parse
 
 
 def _container(spec: Any) -> dict[str, Any]:
@@ -161,6 +134,66 @@ def test_managed_flags_are_real_vllm_flags(vllm_serve: Parse) -> None:
     assert missing == [], f"not flags of vllm serve {VLLM_VERSION}: {missing}"
 
 
+def _flagsgen() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "flagsgen", ROOT / "tools" / "vllm" / "flagsgen.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_vllm_flags_match_the_installed_parser(vllm_serve: Parse) -> None:
+    """operator/gptoss_operator/vllm_flags.py is what vLLM's parser says: `make vllm-flags`."""
+    committed = (ROOT / "operator" / "gptoss_operator" / "vllm_flags.py").read_text()
+    assert committed == _flagsgen().render(), "vllm_flags.py drifted: run `make vllm-flags`"
+
+
 def test_unknown_flag_is_rejected(vllm_serve: Parse) -> None:
     with pytest.raises(pytest.fail.Exception):
         vllm_serve(["m", "--no-such-flag-in-vllm"])
+
+
+@pytest.mark.parametrize("args", GOOD_EXTRA_ARGS, ids=[a[0] for a in GOOD_EXTRA_ARGS])
+def test_good_extra_args_parse_and_managed_flags_win(vllm_serve: Parse, args: list[str]) -> None:
+    spec = parse_spec({"model": {"name": "gpt-oss-20b"}, "engine": {"extraArgs": args}})
+    (deployment,) = [c for c in render_children("m", "ns", spec) if c["kind"] == "Deployment"]
+    rendered = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    ns = vllm_serve(rendered)
+    assert (ns.port, ns.host, ns.tensor_parallel_size) == (8000, "0.0.0.0", 1)  # noqa: S104
+
+
+def test_managed_flags_come_last(vllm_serve: Parse) -> None:
+    """argparse keeps the last value: a managed flag slipped into extraArgs (a CRD older than the
+    rule, say) still loses to the operator's, which follow it."""
+    from gptoss_operator.render.command import managed_args
+    from gptoss_operator.render.resolve import resolve
+
+    spec = parse_spec({"model": {"name": "gpt-oss-20b"}})
+    args = ["openai/gpt-oss-20b", "--port", "9000", "-tp", "4", *managed_args(spec, resolve(spec))]
+    ns = vllm_serve(args)
+    assert (ns.port, ns.tensor_parallel_size) == (8000, 1)
+
+
+PROBE_VALUES = ("x", "1", "-1", "0.5", "-0.5", "1.5k", "1k", "{}", "[]", "a=/p", "a.b", "None", "")
+
+
+def test_every_value_admission_takes_vllm_parses(vllm_serve: Parse) -> None:
+    """Each allowed flag with probe values of every kind: what extra_args_error (and so the CEL
+    rule) admits, vLLM's parser reads (JSON objects are checked against vLLM's config classes
+    only when vLLM starts, so `{}`, valid for all of them, is the JSON probe)."""
+    from gptoss_operator.flags import ALLOWED_FLAGS, extra_args_error
+
+    parser = vllm_serve.parser  # type: ignore[attr-defined]
+    refused = []
+    for flag, arity in ALLOWED_FLAGS.items():
+        for args in ([flag],) if arity == "0" else ([flag, v] for v in PROBE_VALUES):
+            if extra_args_error(args) is not None:
+                continue
+            try:
+                parser.parse_args(["serve", "m", *args])
+            except SystemExit:
+                refused.append(args)
+    assert refused == [], f"admitted but refused by vllm serve: {refused}"

@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from gptoss_operator.api.common import ApiModel, IntOrString, KubeObject, LabelMap, Quantity
+from gptoss_operator.api.common import AnnotationMap, ApiModel, IntOrString, LabelMap, Quantity
+from gptoss_operator.api.kube_types import Affinity, Toleration
 from gptoss_operator.catalog import (
     DEFAULT_IMAGE,
     DEFAULT_PROFILE,
@@ -14,6 +15,16 @@ from gptoss_operator.catalog import (
     ModelName,
     ProfileName,
 )
+from gptoss_operator.vllm_flags import REASONING_PARSERS
+
+# Values that land in vLLM's argv as a flag's value or as the model: argparse reads an item that
+# starts with `-` as a flag, so vLLM would refuse to start.
+NOT_A_FLAG = r"^[^-]"
+EXTRA_ARGS_MAX = 64
+"""Most items of engine.extraArgs (the CEL rules visit them by index up to this)."""
+MIN_GPU_MEMORY_UTILIZATION = 0.05
+"""Below 5 % of a GPU not even gpt-oss-20b's weights (about 13 GiB) fit on the largest GPU."""
+ReasoningParser = Literal[REASONING_PARSERS]  # type: ignore[valid-type]
 
 
 class SecretKeyRef(ApiModel):
@@ -30,17 +41,26 @@ class ModelRef(ApiModel):
 
     name: ModelName
     """The model: gpt-oss-20b (one GPU of 16 GB or more) or gpt-oss-120b (80 GB or more in all)."""
-    repository: str | None = Field(default=None, max_length=253)
-    """Hugging Face repository or local path of the weights. Default: openai/<name>."""
-    revision: str | None = Field(default=None, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")
+    repository: str | None = Field(default=None, min_length=1, max_length=253, pattern=NOT_A_FLAG)
+    """Hugging Face repository or local path of the weights (not starting with -). Default:
+    openai/<name>."""
+    revision: str | None = Field(
+        default=None, max_length=128, pattern=r"^[A-Za-z0-9._/][A-Za-z0-9._/-]*$"
+    )
     """Pinned Hugging Face revision (commit, tag or branch) passed as --revision."""
 
 
 class CustomAccelerator(ApiModel):
     """A GPU type that is not one of the named profiles."""
 
-    resource_name: str = Field(min_length=1, max_length=253)
-    """Extended resource name that counts the GPUs, e.g. nvidia.com/gpu."""
+    resource_name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+        r"/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+    )
+    """Extended resource name that counts the GPUs, e.g. nvidia.com/gpu: domain/name, outside
+    kubernetes.io (never cpu, memory, ephemeral-storage or hugepages-*)."""
     node_selector: LabelMap = Field(default_factory=dict)
     """Node labels that select nodes with this GPU."""
     gpu_memory_gi_b: int = Field(ge=1, le=4096, alias="gpuMemoryGiB")
@@ -77,8 +97,8 @@ class EngineSettings(ApiModel):
     max_model_len: int | None = Field(default=None, ge=256, le=MAX_CONTEXT)
     """Maximum context length in tokens (at most 131072, the model's). Lower values leave room
     for more concurrent sequences. Default: the model's context length."""
-    gpu_memory_utilization: float = Field(default=0.90, gt=0, le=1)
-    """Share of each GPU's memory vLLM may use, in (0, 1]."""
+    gpu_memory_utilization: float = Field(default=0.90, ge=MIN_GPU_MEMORY_UTILIZATION, le=1)
+    """Share of each GPU's memory vLLM may use, in [0.05, 1]."""
     max_num_seqs: int | None = Field(default=None, ge=1, le=65536)
     """Maximum sequences in one batch. Default: vLLM's."""
     max_num_batched_tokens: int | None = Field(default=None, ge=256, le=1048576)
@@ -94,11 +114,14 @@ class EngineSettings(ApiModel):
     Blackwell, vLLM's own elsewhere."""
     stream_interval: int | None = Field(default=None, ge=1, le=1024)
     """Tokens per streamed chunk: 1 is most interactive, 20 maximizes throughput (recipe)."""
-    extra_args: list[Annotated[str, Field(max_length=1024)]] = Field(
-        default_factory=list, max_length=64
+    extra_args: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=EXTRA_ARGS_MAX
     )
-    """Additional vLLM arguments. Flags the operator manages (--tensor-parallel-size, --port...)
-    are refused; use the matching field instead."""
+    """Additional `vllm serve` arguments, one flag or value per item (`--flag`, `--flag=value`,
+    or `--flag` then its value): exact flag names of the pinned vLLM, no abbreviations or `_`
+    spellings. Flags the operator manages (--tensor-parallel-size, --port...) or that would
+    break the pod (--uds, --headless, --data-parallel-size...) are refused; use the matching
+    field instead. They come before the managed flags on the command line."""
     extra_env: list[EnvVar] = Field(default_factory=list, max_length=64)
     """Additional environment variables for the vLLM container."""
 
@@ -106,13 +129,16 @@ class EngineSettings(ApiModel):
 class ApiSettings(ApiModel):
     """The OpenAI-compatible API the Service exposes."""
 
-    served_model_name: str | None = Field(default=None, max_length=253)
+    served_model_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=NOT_A_FLAG
+    )
     """Model name clients send in requests. Default: openai/gpt-oss-20b or openai/gpt-oss-120b."""
     tool_calling: bool = True
     """Enable function calling on Chat Completions (--tool-call-parser openai
     --enable-auto-tool-choice)."""
-    reasoning_parser: str = Field(default="openai_gptoss", max_length=64)
-    """vLLM reasoning parser name."""
+    reasoning_parser: ReasoningParser = "openai_gptoss"
+    """vLLM reasoning parser (a name of vLLM's registry); gpt-oss's harmony format is
+    openai_gptoss, which vLLM would also pick by itself."""
     api_key_secret_ref: SecretKeyRef | None = None
     """Secret key holding the API key clients must send as `Authorization: Bearer <key>`. Every
     route needs it except /health (the probes) and, when podMonitor is on, /metrics: the operator
@@ -148,10 +174,11 @@ class Resources(ApiModel):
     """CPU and memory of the vLLM container (GPUs follow the tensor parallel size)."""
 
     cpu: Quantity | None = None
-    """CPU request. Default: 2 x (2 + GPUs per replica) vCPUs, vLLM's minimum for GPU serving."""
+    """CPU request, at least 2 (vLLM's API server and engine core are one process each).
+    Default: 2 x (2 + GPUs per replica) vCPUs, vLLM's minimum for GPU serving."""
     memory: Quantity | None = None
-    """Memory request and limit (the /dev/shm volume is added to the limit). Default: 32Gi for
-    20b, 96Gi for 120b."""
+    """Memory request and limit (the /dev/shm volume is added to the limit), at least 8Gi (the
+    weights are loaded through host memory). Default: 32Gi for 20b, 96Gi for 120b."""
 
 
 class Scheduling(ApiModel):
@@ -161,9 +188,9 @@ class Scheduling(ApiModel):
 
     node_selector: LabelMap = Field(default_factory=dict)
     """Node labels the pods require."""
-    tolerations: list[KubeObject] = Field(default_factory=list, max_length=32)
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
     """Tolerations added to the default nvidia.com/gpu one."""
-    affinity: KubeObject | None = None
+    affinity: Affinity | None = None
     """Pod affinity. When it has a nodeAffinity, that replaces the operator's GPU-type node rule
     (so clusters that label GPU nodes their own way can place pods); podAffinity and
     podAntiAffinity alone keep it."""
@@ -180,7 +207,7 @@ class ServiceSettings(ApiModel):
     """Service type."""
     port: int = Field(default=8000, ge=1, le=65535)
     """Service port of the OpenAI-compatible API."""
-    annotations: LabelMap = Field(default_factory=dict)
+    annotations: AnnotationMap = Field(default_factory=dict)
     """Annotations of the Service."""
 
 
@@ -313,7 +340,7 @@ class GptOssDeploymentSpec(ApiModel):
     """Extra pod placement."""
     pod_labels: LabelMap = Field(default_factory=dict)
     """Labels added to the pods (the app.kubernetes.io labels win)."""
-    pod_annotations: LabelMap = Field(default_factory=dict)
+    pod_annotations: AnnotationMap = Field(default_factory=dict)
     """Annotations added to the pods."""
     service: ServiceSettings = ServiceSettings()
     """The Service."""

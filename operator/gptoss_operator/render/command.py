@@ -15,11 +15,20 @@ COMMAND = ["vllm", "serve"]
 
 
 def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
-    """Arguments after `vllm serve`: the model, then managed flags (recipe values included),
-    then extraArgs."""
+    """Arguments after `vllm serve`: the model, extraArgs, then the managed flags (recipe
+    values included, each with a spec field).
+
+    Managed flags come last: argparse keeps the last value of a repeated flag, so even a
+    spelling admission missed could not override what the Service, probes and GPU requests rely
+    on.
+    """
+    return [r.repository, *spec.engine.extra_args, *managed_args(spec, r)]
+
+
+def managed_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
+    """The flags the operator owns (flags.MANAGED_FLAGS refuses them in extraArgs)."""
     engine = spec.engine
     args = [
-        r.repository,
         *(f.SERVED_MODEL_NAME, r.served_model_name),
         # The recipe text defaults to 127.0.0.1; the Service needs every interface.
         *(f.HOST, "0.0.0.0"),  # noqa: S104
@@ -49,7 +58,6 @@ def vllm_args(spec: GptOssDeploymentSpec, r: Resolved) -> list[str]:
     args += [f.SHUTDOWN_TIMEOUT, str(spec.shutdown.drain_seconds)]
     if spec.api.api_key_secret_ref is not None:
         args += [f.MIDDLEWARE, auth.MIDDLEWARE]
-    args += list(spec.engine.extra_args)
     return args
 
 
