@@ -70,7 +70,9 @@ def _engine(rng: random.Random) -> dict[str, Any]:
     if _maybe(rng, 0.2):
         engine["extraArgs"] = rng.choice([["--enable-prefix-caching"], ["--disable-log-requests"]])
     if _maybe(rng, 0.2):
-        engine["extraEnv"] = [{"name": "TEAM", "value": rng.choice(["search", "ads", "ünïcödé"])}]
+        # Outside the Basic Multilingual Plane too: the apply body must still decode.
+        values = ["search", "ads", "ünïcödé", "rocket 🚀"]
+        engine["extraEnv"] = [{"name": "TEAM", "value": rng.choice(values)}]
     return engine
 
 
@@ -194,7 +196,7 @@ def everything_on(name: str, podmonitor_crd: bool) -> Drawn:
             "kvCacheDtype": "fp8",
             "streamInterval": 5,
             "extraArgs": ["--enable-prefix-caching"],
-            "extraEnv": [{"name": "TEAM", "value": "search"}],
+            "extraEnv": [{"name": "TEAM", "value": "search 🚀"}],
         },
         "api": {
             "servedModelName": "gpt-oss-120b",
@@ -216,7 +218,7 @@ def everything_on(name: str, podmonitor_crd: bool) -> Drawn:
             ],
         },
         "podLabels": {"team": "search"},
-        "podAnnotations": {"team": "search"},
+        "podAnnotations": {"team": "search", "owner": "équipe 🚀"},
         "service": {"type": "ClusterIP", "port": 8000, "annotations": {"team": "search"}},
         "probes": {"startupBudgetSeconds": 1800},
         "rollout": {
