@@ -481,4 +481,9 @@ class Controller:
 def _restorable(error: KubeError, manifest: dict[str, Any], current: Any) -> bool:
     """An apply refused as invalid over an existing child: someone else's edit (a changed list
     key, an immutable field) that replacing or recreating the child undoes."""
-    return error.status == 422 and current is not None and BY_KIND[manifest["kind"]].recreatable
+    if error.status != 422 or current is None or not BY_KIND[manifest["kind"]].recreatable:
+        return False
+    # Only the apiserver's own field validation; a 422 from an admission policy or webhook
+    # ("denied request") is a refusal to report, not an edit to undo.
+    text = str(error)
+    return "denied request" not in text and ("Duplicate value" in text or "immutable" in text)

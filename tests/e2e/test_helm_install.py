@@ -267,7 +267,10 @@ def rbac_denials(events: list[dict[str, Any]]) -> list[str]:
 def release_objects(testbed: Testbed, release: str) -> list[str]:
     """Every operator object left of a release, found by its instance label, in any namespace."""
     selector = f"app.kubernetes.io/instance={release}"
-    kinds = "clusterroles,clusterrolebindings,roles,rolebindings,serviceaccounts,deployments,pods"
+    kinds = (
+        "clusterroles,clusterrolebindings,roles,rolebindings,serviceaccounts,deployments,pods,"
+        "poddisruptionbudgets"
+    )
     return testbed.kubectl("get", kinds, "-A", "-l", selector, "-o", "name").stdout.split()
 
 
@@ -480,7 +483,8 @@ def test_install_reconcile_upgrade_uninstall_cluster_wide(
         testbed.helm("uninstall", release, "-n", namespace, "--wait", check=False)
         testbed.kubectl("delete", "namespace", work, "--wait=false", check=False)
 
-    assert release_objects(testbed, release) == []
+    # The operator pods terminate after the uninstall returns.
+    wait_until(lambda: release_objects(testbed, release) == [], 60, "nothing of the release")
     # crds.keep: the CRD, and every GptOssDeployment, outlive the release.
     assert testbed.get("crd", CRD_NAME)["metadata"]["annotations"]["helm.sh/resource-policy"]
 
@@ -523,4 +527,5 @@ def test_watch_namespaces_installs_roles_only_in_them(
     finally:
         testbed.helm("uninstall", release, "-n", namespace, "--wait", check=False)
         testbed.kubectl("delete", "namespace", work, "--wait=false", check=False)
-    assert release_objects(testbed, release) == []
+    # The operator pods terminate after the uninstall returns.
+    wait_until(lambda: release_objects(testbed, release) == [], 60, "nothing of the release")

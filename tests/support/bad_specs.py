@@ -245,6 +245,6 @@ GOOD_EXTRA_ARGS: list[list[str]] = [
     ["--enable-prefix-caching", "--dtype=half", "--seed", "-1"],
     ["--cudagraph-capture-sizes", "1", "2", "4", "--max-loras=2"],
     ["--compilation-config", '{"cudagraph_mode": "FULL_AND_PIECEWISE"}', "--disable-log-stats"],
-    ["--hf-overrides", "{}", "--disable-fastapi-docs", "--enable-log-outputs"],
+    ["--hf-overrides", "{}", "--disable-fastapi-docs"],
 ]
 """extraArgs lists every layer accepts and vLLM's parser reads."""

@@ -41,8 +41,9 @@ class WatchedKind:
     # a model-cache claim is never pruned (it holds the weights).
     prunable: bool = False
     # When an apply is refused because of someone else's edit (a list key changed, an immutable
-    # field), the child may be replaced or recreated. Never for the claim: that loses the weights.
-    recreatable: bool = True
+    # field), the child is replaced or recreated: kinds with such fields only (the RBAC grants
+    # update and delete for them). Never the claim: that loses the weights.
+    recreatable: bool = False
     # Fields of `spec` the apiserver allocates, which a replacement (PUT) carries over.
     kept_on_replace: tuple[str, ...] = ()
 
@@ -65,17 +66,17 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
         "v1",
         "persistentvolumeclaims",
         build_cache_pvc,
-        recreatable=False,
     ),
     # Before the Deployment: its pods mount the API-key middleware from it.
     WatchedKind("ConfigMap", "", "v1", "configmaps", build_auth_config_map, prunable=True),
-    WatchedKind("Deployment", "apps", "v1", "deployments", build_deployment),
+    WatchedKind("Deployment", "apps", "v1", "deployments", build_deployment, recreatable=True),
     WatchedKind(
         "Service",
         "",
         "v1",
         "services",
         build_service,
+        recreatable=True,
         kept_on_replace=("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"),
     ),
     WatchedKind(
