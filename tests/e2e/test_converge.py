@@ -96,12 +96,9 @@ def reached(obj: dict[str, Any], expect: tuple[str, str]) -> bool:
 
 
 def operator_requests(testbed: Testbed, since: int, namespace: str) -> tuple[list[str], list[str]]:
-    def ours(e: dict[str, Any]) -> bool:
-        return e["objectRef"].get("namespace") == namespace
-
-    writes = [describe_write(e) for e in testbed.audit_writes(since, OPERATOR_USER) if ours(e)]
-    dry = [describe_write(e) for e in testbed.audit_dry_runs(since, OPERATOR_USER) if ours(e)]
-    return writes, dry
+    writes = testbed.audit_writes(since, OPERATOR_USER, namespace)
+    dry = testbed.audit_dry_runs(since, OPERATOR_USER, namespace)
+    return [describe_write(e) for e in writes], [describe_write(e) for e in dry]
 
 
 @pytest.fixture

@@ -135,8 +135,7 @@ def test_operator_killed_while_creating_30_resources(
         def some_created() -> bool:
             return any(
                 e["objectRef"].get("resource") == "deployments"
-                for e in testbed.audit_writes(mark, OPERATOR_USER)
-                if e["objectRef"].get("namespace") == namespace
+                for e in testbed.audit_writes(mark, OPERATOR_USER, namespace)
             )
 
         wait_until(some_created, 30, "the operator to start creating", interval=0.05)
@@ -146,21 +145,13 @@ def test_operator_killed_while_creating_30_resources(
         restarted = testbed.audit_mark()
         operator.start()
         wait_until(lambda: ready_count(testbed, namespace) == 30, 120, "30 ready resources")
-        restart_writes = [
-            e
-            for e in testbed.audit_writes(restarted, OPERATOR_USER)
-            if e["objectRef"].get("namespace") == namespace
-        ]
+        restart_writes = testbed.audit_writes(restarted, OPERATOR_USER, namespace)
         for kind in ("deployments", "services", "poddisruptionbudgets"):
             items = testbed.get("-n", namespace, kind)["items"]
             assert sorted(i["metadata"]["name"] for i in items) == [f"k{i:02d}" for i in range(30)]
         quiet = testbed.audit_mark()
         time.sleep(10)  # the window is the measurement
-        idle = [
-            describe_write(e)
-            for e in testbed.audit_writes(quiet, OPERATOR_USER)
-            if e["objectRef"].get("namespace") == namespace
-        ]
+        idle = [describe_write(e) for e in testbed.audit_writes(quiet, OPERATOR_USER, namespace)]
         print(
             f"\noperator SIGKILL mid-creation: {len(restart_writes)} writes after the restart, "
             f"{len(idle)} in 10 s idle"
@@ -243,9 +234,8 @@ def test_two_replicas_one_writer_and_a_takeover(
     wait_until(lambda: all(ready_with(testbed, namespace, f"r{i}") for i in range(5)), 60, "scaled")
     users = {
         e["user"]["username"]
-        for e in testbed.audit_writes(mark, None)
-        if e["objectRef"].get("namespace") == namespace
-        and e["user"]["username"].startswith("system:serviceaccount:")
+        for e in testbed.audit_writes(mark, None, namespace)
+        if e["user"]["username"].startswith("system:serviceaccount:")
         and e["objectRef"].get("resource") != "leases"
     }
     assert len(users) == 1, f"more than one replica wrote: {users}"
@@ -298,7 +288,7 @@ def test_crd_deleted_and_created_again_while_the_operator_runs(
     operator.stop()
     probed = OperatorProcess(
         testbed.operator_kubeconfig, testbed.state / "logs" / "crd-operator.log",
-        "--resync-seconds=5",
+        "--resync-seconds=30",
     )  # fmt: skip
     probed.start()
     try:
@@ -322,8 +312,8 @@ def test_crd_deleted_and_created_again_while_the_operator_runs(
         # the liveness probe fails, and the restart (the kubelet's, played here) heals it.
         wait_until(
             lambda: ready_count(testbed, namespace) == 1 or liveness(probed) >= 500,
-            60,
-            "the new resource Ready, or the liveness probe failing",
+            90,
+            f"the new resource Ready, or the liveness probe failing (log: {probed.log_path})",
         )
         how = "resumed by Kopf"
         if ready_count(testbed, namespace) != 1:

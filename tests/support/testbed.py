@@ -206,18 +206,23 @@ class Testbed:
             and (user is None or e.get("user", {}).get("username") == user)
         ]
 
-    def audit_writes(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
-        """Write requests (create/update/patch/delete) the apiserver recorded after `since`;
-        server-side dry-runs store nothing and are counted apart (`audit_dry_runs`)."""
+    def audit_writes(
+        self, since: int, user: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Write requests (create/update/patch/delete) the apiserver recorded after `since`
+        (in `namespace` when given); server-side dry-runs store nothing and are counted apart
+        (`audit_dry_runs`)."""
         return [
             e
             for e in self.audit_events(since, user)
-            if e.get("verb") in WRITE_VERBS and not _dry_run(e)
+            if e.get("verb") in WRITE_VERBS and not _dry_run(e) and _in(e, namespace)
         ]
 
-    def audit_dry_runs(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
-        """Server-side dry-run requests recorded after `since`."""
-        return [e for e in self.audit_events(since, user) if _dry_run(e)]
+    def audit_dry_runs(
+        self, since: int, user: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Server-side dry-run requests recorded after `since` (in `namespace` when given)."""
+        return [e for e in self.audit_events(since, user) if _dry_run(e) and _in(e, namespace)]
 
 
 def _alive(pid: int) -> bool:
@@ -228,6 +233,10 @@ def _alive(pid: int) -> bool:
     # A killed child of this process stays a zombie until reaped; it is not running.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def _in(event: dict[str, Any], namespace: str | None) -> bool:
+    return namespace is None or event.get("objectRef", {}).get("namespace") == namespace
 
 
 def _dry_run(event: dict[str, Any]) -> bool:
