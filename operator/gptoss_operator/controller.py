@@ -35,6 +35,7 @@ from gptoss_operator.reconcile import (
     first_difference,
     key_of,
     plan,
+    resource_version,
     stored_content,
 )
 from gptoss_operator.render import BY_KIND, CHILD_KINDS, SPEC_HASH_ANNOTATION
@@ -74,15 +75,6 @@ class _KeyState:
     edited_at: float = float("-inf")
     burst_since: float = float("-inf")
     child_gone: bool = False
-
-
-def _version(obj: dict[str, Any] | None) -> int:
-    # resourceVersion is opaque by contract; every apiserver backed by etcd3 hands out its
-    # increasing revision, which is all this staleness check needs. Unknown forms never skip.
-    try:
-        return int((obj or {}).get("metadata", {}).get("resourceVersion", "-1"))
-    except ValueError:
-        return -1
 
 
 def _fingerprint(desired: dict[str, Any], live: dict[str, Any]) -> str:
@@ -227,23 +219,20 @@ class Controller:
         self._track_generation(state, live.cr)
         if self._namespace_going(key[0], state, live):
             return None  # the namespace controller is removing everything: write nothing
-        if state.status and _version(live.cr) < state.status[0]:
+        if state.status and resource_version(live.cr) < state.status[0]:
             # The watch has not delivered our last status write yet: plan from what we wrote.
             written = {k: v for k, v in state.status[1].items() if v is not None}
             live.cr = {**live.cr, "status": written}
         now = _now()
         wake: float | None = None
-        if state.loop and state.budget.blocked(state.loop[0]):
-            # Backing off from a write loop: no child writes until the backoff ends.
-            result = plan(live, now, apply_failure=state.loop[1])
-            wake = state.budget.blocked(state.loop[0])
-        else:
-            state.loop = None
+        if state.loop and not state.budget.blocked(state.loop[0]):
+            state.loop = None  # the backoff is over: try writing again
+        if not state.loop:
             result = plan(live, now)
             try:
-                writes = self._writes_needed(result, live, state)
+                writes, checked = self._writes_needed(result, live, state)
                 wake = self._hold_new_template(writes, live, state)
-                self._write(state, live, writes)
+                self._write(state, live, writes, checked)
                 for child in result.prune:
                     self.kube.delete(child)
                     log.info("deleted %s %s/%s", child["kind"], key[0], key_of(child)[1])
@@ -256,9 +245,11 @@ class Controller:
                 result = plan(
                     live, now, apply_failure=diagnose.Problem(diagnose.APPLY_FAILED, str(error))
                 )
-            if state.loop:
-                result = plan(live, now, apply_failure=state.loop[1])
-                wake = state.budget.blocked(state.loop[0])
+        if state.loop:
+            # Backing off from a write loop (found now or earlier): no child writes until the
+            # backoff ends, and the status says why.
+            result = plan(live, now, apply_failure=state.loop[1])
+            wake = state.budget.blocked(state.loop[0])
         self._write_status(key, state, live, result)
         state.child_gone = False
         return wake
@@ -291,11 +282,15 @@ class Controller:
         self._namespaces[namespace] = (terminating, self.clock())
         return terminating
 
-    def _writes_needed(self, result: Plan, live: Live, state: _KeyState) -> list[dict[str, Any]]:
-        """The planned applies the apiserver would store differently from what it holds."""
+    def _writes_needed(
+        self, result: Plan, live: Live, state: _KeyState
+    ) -> tuple[list[dict[str, Any]], set[Child]]:
+        """The planned applies the apiserver would store differently from what it holds, and
+        the children whose apply it has just accepted in a dry-run."""
         self._skip_caught_up(result, live, state)
         live_by_key = {key_of(c): c for c in live.children}
         writes = []
+        checked: set[Child] = set()
         for manifest in result.apply:
             child = key_of(manifest)
             current = live_by_key.get(child)
@@ -313,11 +308,12 @@ class Controller:
                     raise
                 writes.append(manifest)  # refused over someone's edit: `_write` restores it
                 continue
+            checked.add(child)
             if stored == stored_content(current):
                 state.verdicts[child] = fingerprint
                 continue
             writes.append(manifest)
-        return writes
+        return writes, checked
 
     def _hold_new_template(
         self, writes: list[dict[str, Any]], live: Live, state: _KeyState
@@ -339,15 +335,18 @@ class Controller:
         writes.remove(deployment)
         return self.settle_seconds - quiet
 
-    def _write(self, state: _KeyState, live: Live, writes: list[dict[str, Any]]) -> None:
+    def _write(
+        self, state: _KeyState, live: Live, writes: list[dict[str, Any]], checked: set[Child]
+    ) -> None:
         """Apply `writes`, the Deployment last. With several changes to existing children, a
-        dry-run of each comes first, so a refusal leaves every child as it was."""
+        dry-run of each (not `checked` already) comes first, so a refusal leaves every child as
+        it was."""
         live_by_key = {key_of(c): c for c in live.children}
         writes.sort(key=lambda m: m["kind"] == "Deployment")
         if len(writes) > 1:
             for manifest in writes:
                 current = live_by_key.get(key_of(manifest))
-                if current is None:
+                if current is None or key_of(manifest) in checked:
                     continue
                 try:
                     self.kube.apply(manifest, dry_run=True)
@@ -364,7 +363,7 @@ class Controller:
                 if current is None or not _restorable(error, manifest, current):
                     raise
                 answer = self._restore(live.cr, manifest, current, error)
-            what = first_difference(manifest, stored_content(current)) if current else None
+            what = first_difference(manifest, current) if current else None
             log.info(
                 "%s %s %s/%s%s",
                 "applied" if current else "created",
@@ -373,7 +372,7 @@ class Controller:
             )
             state.verdicts.pop(child, None)
             if answer is not None:
-                state.applied[child] = (_version(answer), manifest)
+                state.applied[child] = (resource_version(answer), manifest)
             # Counted per child and field: another client editing many fields once each is
             # drift to correct; one field differing again after every write is a loop.
             backoff = state.budget.record((*child, what or "(absent)"))
@@ -429,7 +428,7 @@ class Controller:
     def _write_status(self, key: Key, state: _KeyState, live: Live, result: Plan) -> None:
         if result.status is not None:
             answer = self.kube.patch_status(*key, result.status)
-            state.status = (_version(answer), result.status)
+            state.status = (resource_version(answer), result.status)
             before = (live.cr.get("status") or {}).get("phase")
             after = result.status.get("phase")
             if before != after:
@@ -465,7 +464,7 @@ class Controller:
 
     @staticmethod
     def _skip_caught_up(result: Plan, live: Live, state: _KeyState) -> None:
-        live_versions = {key_of(c): _version(c) for c in live.children}
+        live_versions = {key_of(c): resource_version(c) for c in live.children}
 
         def caught_up(manifest: dict[str, Any]) -> bool:
             seen = state.applied.get(key_of(manifest))

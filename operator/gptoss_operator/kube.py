@@ -19,6 +19,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
+from gptoss_operator.reconcile import resource_version
 from gptoss_operator.render import WATCHED_KINDS
 
 FIELD_MANAGER = "gptoss-operator"
@@ -176,11 +177,7 @@ class Kube:
         answer = self._call(
             f"list {resource.plural}", "GET", f"{base}{scope}/{resource.plural}", query=query
         )
-        try:
-            version = int(answer.get("metadata", {}).get("resourceVersion", "-1"))
-        except ValueError:
-            version = -1
-        return list(answer.get("items") or []), version
+        return list(answer.get("items") or []), resource_version(answer)
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -8,6 +8,7 @@ handles automatic rollback, and computes the status and the Events of its transi
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,18 @@ def stored_content(obj: dict[str, Any]) -> dict[str, Any]:
     metadata the apiserver changes on every write."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_METADATA}
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def resource_version(obj: Mapping[str, Any] | None) -> int:
+    """An object's (or a list's) resourceVersion as a number; -1 when it has none.
+
+    resourceVersion is opaque by contract; every apiserver backed by etcd3 hands out its
+    increasing revision, which is all the staleness checks need. Unknown forms never skip a
+    write and never mark a ghost."""
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion", "-1"))
+    except ValueError:
+        return -1
 
 
 def key_of(manifest: dict[str, Any]) -> tuple[str, str]:

@@ -22,24 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from gptoss_operator.controller import Controller, Key
 from gptoss_operator.kube import CUSTOM_RESOURCE, Kube, Resource
+from gptoss_operator.reconcile import resource_version
 from gptoss_operator.render import WATCHED_KINDS
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 Cached = dict[str, tuple[Key, int]]  # uid -> (owner key, resourceVersion)
-
-
-def _version(obj: Mapping[str, Any]) -> int:
-    try:
-        return int(obj.get("metadata", {}).get("resourceVersion", "-1"))
-    except ValueError:
-        return -1
 
 
 @dataclass
@@ -74,7 +66,7 @@ class Watchdog:
                 for obj in store:
                     uid = obj.get("metadata", {}).get("uid")
                     if uid:
-                        cached[uid] = (key, _version(obj))
+                        cached[uid] = (key, resource_version(obj))
             snapshot[index] = cached
         return snapshot
 
@@ -93,7 +85,7 @@ class Watchdog:
                         log.debug("resync skipped: %s", error)
                         return None
                     break
-                uids |= {i["metadata"]["uid"]: _version(i) for i in items}
+                uids |= {i["metadata"]["uid"]: resource_version(i) for i in items}
             else:
                 listed[index] = (uids, version)
         return listed
