@@ -6,33 +6,20 @@ by tools/kube/schemagen.py; this compares it with what the test bed's apiserver 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from gptoss_operator.api.kube_types import schemas
 from support.testbed import Testbed
+from support.tools import load_tool
 
 pytestmark = pytest.mark.testbed
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _schemagen() -> Any:
-    spec = importlib.util.spec_from_file_location("schemagen", ROOT / "tools/kube/schemagen.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_kube_schemas_match_the_apiserver(testbed: Testbed) -> None:
     served = json.loads(testbed.kubectl("get", "--raw", "/openapi/v3/api/v1").stdout)
-    gen = _schemagen()
+    gen = load_tool("kube/schemagen.py")
     expected = gen.trim(served, gen.k8s_version())
     assert schemas() == expected, "kube_schemas.json drifted from the apiserver: make kube-schemas"
     version = json.loads(testbed.kubectl("version", "-o", "json").stdout)["serverVersion"]

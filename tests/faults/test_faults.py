@@ -21,7 +21,7 @@ import pytest
 
 from support.gptoss import apply, apply_all, child, condition, get, manifest, ready_count
 from support.operator import OperatorProcess
-from support.testbed import Testbed, describe_write, wait_until
+from support.testbed import Testbed, wait_until
 
 pytestmark = pytest.mark.testbed
 OPERATOR_USER = "gptoss-operator"
@@ -149,9 +149,7 @@ def test_operator_killed_while_creating_30_resources(
         for kind in ("deployments", "services", "poddisruptionbudgets"):
             items = testbed.get("-n", namespace, kind)["items"]
             assert sorted(i["metadata"]["name"] for i in items) == [f"k{i:02d}" for i in range(30)]
-        quiet = testbed.audit_mark()
-        time.sleep(10)  # the window is the measurement
-        idle = [describe_write(e) for e in testbed.audit_writes(quiet, OPERATOR_USER, namespace)]
+        idle = testbed.writes_during(10, OPERATOR_USER, namespace)
         print(
             f"\noperator SIGKILL mid-creation: {len(restart_writes)} writes after the restart, "
             f"{len(idle)} in 10 s idle"

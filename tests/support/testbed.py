@@ -218,6 +218,13 @@ class Testbed:
             if e.get("verb") in WRITE_VERBS and not _dry_run(e) and _in(e, namespace)
         ]
 
+    def writes_during(self, seconds: float, user: str, namespace: str) -> list[str]:
+        """The writes `user` makes in `namespace` over the next `seconds`, described: an idle
+        window, which is the measurement itself (nothing to poll for)."""
+        mark = self.audit_mark()
+        time.sleep(seconds)
+        return [describe_write(e) for e in self.audit_writes(mark, user, namespace)]
+
     def audit_dry_runs(
         self, since: int, user: str | None = None, namespace: str | None = None
     ) -> list[dict[str, Any]]:

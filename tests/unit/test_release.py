@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
-from types import ModuleType
+
+from support.tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("release_check", ROOT / "tools/release/check.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check = _load_check()
+check = load_tool("release/check.py")
 VERSION = check.package_version()
 HEAD = "0123456789abcdef0123456789abcdef01234567"
 

@@ -6,8 +6,6 @@ skipping. Importing vLLM takes ~30 s, hence one module-scoped parser.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +18,7 @@ from gptoss_operator.catalog import PROFILES, VLLM_VERSION, GpuProfile
 from gptoss_operator.render import render_children, resolve
 from gptoss_operator.validation import parse_spec
 from support.bad_specs import GOOD_EXTRA_ARGS
+from support.tools import load_tool
 
 pytestmark = pytest.mark.contract
 
@@ -134,21 +133,12 @@ def test_managed_flags_are_real_vllm_flags(vllm_serve: Parse) -> None:
     assert missing == [], f"not flags of vllm serve {VLLM_VERSION}: {missing}"
 
 
-def _flagsgen() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "flagsgen", ROOT / "tools" / "vllm" / "flagsgen.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_vllm_flags_match_the_installed_parser(vllm_serve: Parse) -> None:
     """operator/gptoss_operator/vllm_flags.py is what vLLM's parser says: `make vllm-flags`."""
     committed = (ROOT / "operator" / "gptoss_operator" / "vllm_flags.py").read_text()
-    assert committed == _flagsgen().render(), "vllm_flags.py drifted: run `make vllm-flags`"
+    assert committed == load_tool("vllm/flagsgen.py").render(), (
+        "vllm_flags.py drifted: run `make vllm-flags`"
+    )
 
 
 def test_unknown_flag_is_rejected(vllm_serve: Parse) -> None:
