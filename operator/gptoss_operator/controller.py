@@ -69,8 +69,10 @@ PROGRESS_STATUS_DELAY = 5.0
 WORKERS = 8
 # Queue priorities: a resource whose children may need writing (new, edited, a child deleted)
 # goes before one whose pods merely changed, so a burst of new resources gets its Deployments
-# first and status updates wait.
+# first; but a status update waits for them at most PRIORITY_DELAY seconds (the queue is
+# ordered by due time), so a stream of new resources cannot hold back "Ready" for long.
 FIRST, CHILDREN, STATUS = 0, 1, 2
+PRIORITY_DELAY = {FIRST: 0.0, CHILDREN: 0.0, STATUS: 1.0}
 
 
 @dataclass
@@ -128,7 +130,7 @@ class Controller:
         self.progress_delay = progress_delay
         self.workers = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] | None = None
+        self._queue: asyncio.PriorityQueue[tuple[float, int, Key]] | None = None
         self._order = itertools.count()
         self._worker_tasks: list[asyncio.Task[None]] = []
         self.indexes: Mapping[str, Mapping[Any, Any]] = {}
@@ -184,7 +186,8 @@ class Controller:
             return
         queue = self._start_workers()
         state.queued = True
-        queue.put_nowait((self._priority(key, state), next(self._order), key))
+        due = self.clock() + PRIORITY_DELAY[self._priority(key, state)]
+        queue.put_nowait((due, next(self._order), key))
 
     def _priority(self, key: Key, state: _KeyState) -> int:
         if state.generation is None:
@@ -193,7 +196,7 @@ class Controller:
         edited = cr is not None and cr["metadata"].get("generation") != state.generation
         return CHILDREN if edited or state.child_gone else STATUS
 
-    def _start_workers(self) -> asyncio.PriorityQueue[tuple[int, int, Key]]:
+    def _start_workers(self) -> asyncio.PriorityQueue[tuple[float, int, Key]]:
         if self._queue is None:
             self._queue = asyncio.PriorityQueue()
             self._worker_tasks = [
@@ -201,7 +204,7 @@ class Controller:
             ]
         return self._queue
 
-    async def _work(self, queue: asyncio.PriorityQueue[tuple[int, int, Key]]) -> None:
+    async def _work(self, queue: asyncio.PriorityQueue[tuple[float, int, Key]]) -> None:
         while True:
             _, _, key = await queue.get()
             state = self._state(key)

@@ -242,18 +242,19 @@ def count_replicas(deployment: dict[str, Any] | None, pods: list[dict[str, Any]]
 def rollout_complete(
     deployment: dict[str, Any] | None, replicas: int, pods: list[dict[str, Any]] | None = None
 ) -> bool:
-    """The Deployment controller saw the latest template, and exactly the desired number of
-    pods run it, all ready, with no pod of an older template left (terminating ones aside)."""
+    """Exactly the desired number of pods run the live Deployment's template, all ready, and no
+    pod of an older template is left (terminating ones aside). Pods made from that template
+    prove the Deployment controller saw it; without live pods (scaled to zero, or none yet) the
+    Deployment's status must have observed its latest generation."""
     if not deployment:
         return False
-    status = deployment.get("status") or {}
     counts = count_replicas(deployment, pods or [])
-    return bool(
-        status.get("observedGeneration", 0) >= deployment.get("metadata", {}).get("generation", 0)
-        and counts.updated == replicas
-        and counts.ready == replicas
-        and counts.replicas == replicas
-    )
+    if not any(not _terminating(p) for p in pods or []):
+        status = deployment.get("status") or {}
+        seen = deployment.get("metadata", {}).get("generation", 0)
+        if status.get("observedGeneration", 0) < seen:
+            return False
+    return counts.updated == counts.ready == counts.replicas == replicas
 
 
 def runs_current_spec(

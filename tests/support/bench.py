@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -168,6 +169,7 @@ def _nodes_module() -> Any:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

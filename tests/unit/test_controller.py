@@ -256,3 +256,25 @@ def test_new_resources_are_reconciled_before_status_only_work() -> None:
     asyncio.run(burst())
     ctl.stop()
     assert order == [new, known]
+
+
+def test_a_status_update_waits_for_new_resources_one_second_at_most() -> None:
+    kube = FakeKube(resource())
+    clock = Clock()
+    ctl = Controller(kube, clock=clock, workers=1)  # type: ignore[arg-type]
+    known, new = ("ml", "known"), ("ml", "new")
+    crs = {k: [{**resource(), "metadata": {"name": k[1], "generation": 1}}] for k in (known, new)}
+    ctl.bind({"gptoss_by_key": crs})
+    ctl._state(known).generation = 1
+    order: list[tuple[str, str]] = []
+    ctl.reconcile = lambda key, live: order.append(key)  # type: ignore[method-assign,assignment,func-returns-value]
+
+    async def stream() -> None:
+        await ctl.request(known)  # its pod turned Ready
+        clock.now += 1.5  # new resources kept arriving meanwhile
+        await ctl.request(new)
+        await ctl.idle()
+
+    asyncio.run(stream())
+    ctl.stop()
+    assert order == [known, new]

@@ -256,11 +256,22 @@ def test_not_complete_while_pods_of_the_old_template_remain() -> None:
     )
 
 
-def test_not_complete_before_the_deployment_controller_saw_the_template() -> None:
-    unseen = deployment(ready=2)
-    unseen["metadata"]["generation"] = 4  # observedGeneration is 3
-    status = build_status(Observation(4, FACTS, unseen, [pod(), pod("q")]), NOW)
-    assert status["phase"] == "Progressing"
+def test_pods_of_the_live_template_prove_the_deployment_controller_saw_it() -> None:
+    # kube-controller-manager has made and counted the pods but not yet written the Deployment's
+    # observedGeneration: the pods say the rollout is done.
+    lagging = deployment(ready=0)
+    lagging["metadata"]["generation"] = 4
+    status = build_status(Observation(4, FACTS, lagging, [pod(), pod("q")]), NOW)
+    assert status["phase"] == "Ready"
+    # No live pod (all terminating on a scale to zero): the Deployment's status must have seen
+    # the latest generation first.
+    zero = FACTS.__class__(**{**FACTS.__dict__, "replicas": 0})
+    stale = deployment(ready=0, updated=0, replicas=0)
+    stale["metadata"]["generation"] = 4
+    going = [pod(terminating=True)]
+    assert build_status(Observation(4, zero, stale, going), NOW)["phase"] == "Progressing"
+    stale["status"]["observedGeneration"] = 4
+    assert build_status(Observation(4, zero, stale, going), NOW)["phase"] == "Ready"
 
 
 def test_pods_the_replicaset_could_not_create_are_a_problem() -> None:
