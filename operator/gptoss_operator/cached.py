@@ -34,19 +34,29 @@ def cached_form(obj: dict[str, Any]) -> dict[str, Any]:
         return _pod(obj)
     if kind == "ReplicaSet":
         return _replicaset(obj)
-    kept = dict(obj)
-    meta = dict(obj.get("metadata") or {})
-    meta.pop("managedFields", None)
+    # Everything rebuilt, nothing aliased: a watch event's parsed body must be freed whole
+    # (a kept reference into it keeps every string of it alive).
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     annotations = meta.get("annotations")
     if annotations and LAST_APPLIED in annotations:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
-    for shared in ("labels", "annotations", "ownerReferences"):
-        if shared in meta:
-            meta[shared] = share(meta[shared])
-    kept["metadata"] = meta
-    if "spec" in kept:
-        kept["spec"] = share(kept["spec"])
+    kept = {k: share(v) if k == "spec" else fresh(v) for k, v in obj.items() if k != "metadata"}
+    kept["metadata"] = {k: share(v) if k in _SHARED_META else fresh(v) for k, v in meta.items()}
     return kept
+
+
+_SHARED_META = frozenset({"labels", "annotations", "ownerReferences"})
+
+
+def fresh(node: Any) -> Any:
+    """A copy of `node` sharing nothing with it (short strings interned)."""
+    if isinstance(node, dict):
+        return {sys.intern(k): fresh(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [fresh(v) for v in node]
+    if isinstance(node, str):
+        return sys.intern(node) if len(node) <= 256 else node[:]
+    return node
 
 
 # Hash-consing of spec subtrees: a table from a node's shape (its keys and the identities of
@@ -109,7 +119,11 @@ def _pod(obj: dict[str, Any]) -> dict[str, Any]:
     for containers in ("initContainerStatuses", "containerStatuses"):
         if containers in status:
             slim[containers] = [{k: c[k] for k in _CONTAINER if k in c} for c in status[containers]]
-    return {"kind": "Pod", "metadata": _slim_meta(obj.get("metadata") or {}), "status": slim}
+    return {
+        "kind": "Pod",
+        "metadata": fresh(_slim_meta(obj.get("metadata") or {})),
+        "status": fresh(slim),
+    }
 
 
 def _replicaset(obj: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +131,6 @@ def _replicaset(obj: dict[str, Any]) -> dict[str, Any]:
     template = (obj.get("spec") or {}).get("template") or {}
     return {
         "kind": "ReplicaSet",
-        "metadata": _slim_meta(obj.get("metadata") or {}),
+        "metadata": fresh(_slim_meta(obj.get("metadata") or {})),
         "spec": {"template": share(template)},
     }

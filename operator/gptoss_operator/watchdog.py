@@ -24,12 +24,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from gptoss_operator import memory
 from gptoss_operator.controller import Controller, Key
 from gptoss_operator.kube import CUSTOM_RESOURCE, Kube, Resource
 from gptoss_operator.reconcile import resource_version
 from gptoss_operator.render import WATCHED_KINDS
 
 log = logging.getLogger(__name__)
+TRIM_SECONDS = 30.0
 POLL_SECONDS = 2.0
 Cached = dict[str, tuple[Key, int]]  # uid -> (owner key, resourceVersion)
 
@@ -143,9 +145,12 @@ class Watchdog:
     async def run(self) -> None:
         """Poll readiness; resync on recovery and periodically. Runs until cancelled."""
         was_ready = True
-        last = time.monotonic()
+        last = trimmed = time.monotonic()
         while True:
             await asyncio.sleep(POLL_SECONDS)
+            if time.monotonic() - trimmed >= TRIM_SECONDS:
+                memory.trim()  # give back what a burst of events left free (memory.py)
+                trimmed = time.monotonic()
             ready = await asyncio.to_thread(self.kube.ready)
             if not ready:
                 if was_ready:
