@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptoss_operator.render.resolve import SPEC_HASH_ANNOTATION
+from gptoss_operator.weights import WeightsView
 
 # Reasons, most severe first: the first one found among the pods names the problem.
 OOM_KILLED = "OOMKilled"
@@ -26,6 +27,8 @@ UNSCHEDULABLE = "Unschedulable"
 STARTUP_PROBE_FAILED = "StartupProbeFailed"
 PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 ROLLED_BACK = "RolledBack"
+DOWNLOADING = "Downloading"
+COMPLETE = "Complete"
 INVALID_SPEC = "InvalidSpec"
 APPLY_FAILED = "ApplyFailed"
 WRITE_LOOP = "WriteLoop"
@@ -85,6 +88,7 @@ class Observation:
     previous: dict[str, Any] = field(default_factory=dict)
     rolled_back_from: str | None = None
     failure: Problem | None = None  # invalid spec or a rejected apply: nothing else matters
+    weights: WeightsView | None = None  # the download Job of the spec's weights, when there is one
 
 
 def _mentions(message: str, secret: str) -> bool:
@@ -280,8 +284,14 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
         )
     else:
         degraded = problem
+    weights = obs.weights
+    if weights is not None and weights.failed:
+        # The spec's weights cannot arrive: that is the problem, whatever the old pods do.
+        degraded = Problem(weights.reason, weights.summary())
 
-    if obs.deployment is None:
+    if weights is not None and not weights.complete:
+        progress = (DOWNLOADING, weights.summary())
+    elif obs.deployment is None:
         progress = ("Creating", "creating the vLLM Deployment")
     elif complete:
         progress = ("Complete", f"{desired}/{desired} replicas run the current spec")
@@ -320,8 +330,20 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
             gen,
         ),
     ]
+    if weights is not None:
+        conditions.append(
+            condition(
+                "WeightsReady",
+                weights.complete,
+                COMPLETE if weights.complete else weights.reason,
+                weights.summary(),
+                gen,
+            )
+        )
     if degraded:
         phase, reason, message = "Degraded", degraded.reason, degraded.message
+    elif weights is not None and not weights.complete:
+        phase, reason, message = DOWNLOADING, DOWNLOADING, weights.summary()
     elif complete and serving:
         phase, reason, message = "Ready", ready_reason, conditions[0]["message"]
     else:
@@ -397,5 +419,6 @@ def build_status(obs: Observation, now: str) -> dict[str, Any]:
             "specHash": f.spec_hash,
             "lastAvailableSpecHash": f.spec_hash if complete else prev.get("lastAvailableSpecHash"),
             "rolledBackSpecHash": obs.rolled_back_from,
+            "weights": obs.weights.status() if obs.weights else None,
         }
     return {k: v for k, v in status.items() if v is not None}
