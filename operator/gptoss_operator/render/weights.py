@@ -68,7 +68,7 @@ E = os.environ
 def fail(code, message):
     print(message, file=sys.stderr, flush=True)
     try:
-        with open("/dev/termination-log", "w") as log:
+        with open(E.get("GPTOSS_TERMINATION_LOG", "/dev/termination-log"), "w") as log:
             log.write(message[:3500])
     except OSError:
         pass
@@ -177,6 +177,8 @@ except OSError as error:
     if error.errno == errno.ENOSPC:
         fail(13, f"the model cache claim is full: {error}; raise spec.modelCache.size")
     fail(1, f"download failed: {error}")
+except Exception as error:  # network errors of the HTTP client, anything else: retried
+    fail(1, f"download failed: {type(error).__name__}: {error}")
 """
 # sha256 of o200k_base.tiktoken, as openai-harmony checks it (src/tiktoken_ext/public_encodings.rs).
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
