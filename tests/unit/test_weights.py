@@ -156,9 +156,8 @@ def test_single_node_claim_puts_the_download_where_the_claim_is_mounted() -> Non
 def test_a_download_needs_a_claim_and_offline_needs_weights(
     cache: dict[str, Any], field: str
 ) -> None:
-    parsed = parse_spec(_spec("gpt-oss-20b", cache))
     with pytest.raises(SpecError, match=field.replace(".", r"\.")):
-        resolve(parsed)
+        parse_spec(_spec("gpt-oss-20b", cache))
 
 
 # --- the plan ---------------------------------------------------------------------------------
