@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptoss_operator.render.resolve import SPEC_HASH_ANNOTATION
+from gptoss_operator.render.weights import CHECK_CONTAINER
 from gptoss_operator.weights import WeightsView
 
 # Reasons, most severe first: the first one found among the pods names the problem.
 OOM_KILLED = "OOMKilled"
 CRASH_LOOP = "CrashLoopBackOff"
+WEIGHTS_MISSING = "WeightsMissing"
 IMAGE_PULL = "ImagePullBackOff"
 # The kubelet cannot build the container: a referenced Secret or key is missing (SecretMissing),
 # or something else such as runAsNonRoot with an image that runs as root.
@@ -34,6 +36,7 @@ APPLY_FAILED = "ApplyFailed"
 WRITE_LOOP = "WriteLoop"
 RECONCILE_ERROR = "ReconcileError"
 SEVERITY = [
+    WEIGHTS_MISSING,
     OOM_KILLED,
     CRASH_LOOP,
     SECRET_MISSING,
@@ -138,6 +141,16 @@ def pod_problem(pod: dict[str, Any], secrets: tuple[SecretUse, ...] = ()) -> Pro
                     OOM_KILLED,
                     f"pod {name}: container {cname} was OOMKilled (exit "
                     "code 137); raise spec.resources.memory or lower maxNumSeqs",
+                )
+            )
+        elif waiting.get("reason") == CRASH_LOOP and cname == CHECK_CONTAINER:
+            found.append(
+                Problem(
+                    WEIGHTS_MISSING,
+                    f"pod {name}: the weights are not complete on the model cache (the "
+                    f"{CHECK_CONTAINER} init container found no completion marker): the "
+                    "claim lost files, or another claim is mounted; delete the download Job "
+                    "to download again",
                 )
             )
         elif waiting.get("reason") == CRASH_LOOP:

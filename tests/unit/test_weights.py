@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gptoss_operator import weights
+from gptoss_operator import diagnose, weights
 from gptoss_operator.catalog import MODELS
 from gptoss_operator.reconcile import Live, plan
 from gptoss_operator.render import render_children, resolve
@@ -358,3 +358,21 @@ def test_a_custom_repository_reports_parts_without_bytes() -> None:
     assert result.status is not None
     assert "bytesTotal" not in result.status["weights"]
     assert result.status["weights"]["progress"] == "0%"
+
+
+def test_a_serving_pod_without_the_marker_says_the_weights_are_missing() -> None:
+    pod = {
+        "metadata": {"name": "m-1"},
+        "status": {
+            "initContainerStatuses": [
+                {
+                    "name": CHECK_CONTAINER,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"exitCode": 1}},
+                }
+            ]
+        },
+    }
+    problem = diagnose.pod_problem(pod)
+    assert problem is not None
+    assert problem.reason == diagnose.WEIGHTS_MISSING
