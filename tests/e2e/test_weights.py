@@ -79,6 +79,8 @@ def test_managed_cache_downloads_first_shows_progress_then_serves(
         if row.get("PHASE") == "Downloading":
             assert child(testbed, namespace, "deployment", "dl") is None
             assert serving_pods(testbed, namespace, "dl") == []
+            if row.get("WEIGHTS", "") not in seen:  # shown once per step, for the docs
+                print("\n" + testbed.kubectl("-n", namespace, "get", "gptoss", "-o", "wide").stdout)
             seen.add(row.get("WEIGHTS", ""))
         return row.get("WEIGHTS") == "100%"
 
