@@ -235,7 +235,7 @@ def download_job(name: str, labels: dict[str, str], annotations: dict[str, str])
                             "containerName": "download",
                             "operator": "In",
                             "values": [10],
-                        },  # fmt: skip
+                        },
                     }
                 ]
             },
