@@ -92,6 +92,7 @@ class Observation:
     rolled_back_from: str | None = None
     failure: Problem | None = None  # invalid spec or a rejected apply: nothing else matters
     weights: WeightsView | None = None  # the download Job of the spec's weights, when there is one
+    download_pods: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _mentions(message: str, secret: str) -> bool:
@@ -301,6 +302,13 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
     if weights is not None and weights.failed:
         # The spec's weights cannot arrive: that is the problem, whatever the old pods do.
         degraded = Problem(weights.reason, weights.summary())
+    elif weights is not None and not weights.complete:
+        # A download pod that cannot start (its token's Secret missing, no node for it, the
+        # image) keeps the Job active until its deadline: say so now.
+        stuck = [pod_problem(p, obs.facts.secrets) for p in obs.download_pods]
+        found = min((p for p in stuck if p), key=lambda p: SEVERITY.index(p.reason), default=None)
+        if found:
+            degraded = Problem(found.reason, f"download Job {weights.job}: {found.message}")
 
     if weights is not None and not weights.complete:
         progress = (DOWNLOADING, weights.summary())

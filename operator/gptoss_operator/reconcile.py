@@ -232,6 +232,11 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
         previous=previous,
         rolled_back_from=rolled_back_from,
         weights=view,
+        download_pods=[
+            p
+            for p in live.pods
+            if weights.is_download_pod(p) and view is not None and weights.of_job(p, view.job)
+        ],
     )
     return _with_status(result, cr, diagnose.build_status(obs, now))
 

@@ -116,6 +116,10 @@ def is_download_pod(pod: dict[str, Any]) -> bool:
     return (pod.get("metadata", {}).get("labels") or {}).get(COMPONENT_LABEL) == COMPONENT
 
 
+def of_job(pod: dict[str, Any], job: str) -> bool:
+    return (pod.get("metadata", {}).get("labels") or {}).get(JOB_NAME_LABEL) == job
+
+
 def _condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
     for c in (job.get("status") or {}).get("conditions") or []:
         if c.get("type") == type_ and c.get("status") == "True":
@@ -193,7 +197,7 @@ def read_job(
     size = int(MODELS[model].download_gb * GB) if official else None
     if live is None:
         return WeightsView(weights, name, total, bytes_total=size)
-    mine = [p for p in pods if (p["metadata"].get("labels") or {}).get(JOB_NAME_LABEL) == name]
+    mine = [p for p in pods if of_job(p, name)]
     status = live.get("status") or {}
     done = min(int(status.get("succeeded", 0)), total)
     base = WeightsView(

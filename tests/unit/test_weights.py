@@ -376,3 +376,39 @@ def test_a_serving_pod_without_the_marker_says_the_weights_are_missing() -> None
     problem = diagnose.pod_problem(pod)
     assert problem is not None
     assert problem.reason == diagnose.WEIGHTS_MISSING
+
+
+def test_a_download_pod_that_cannot_start_is_reported_while_the_job_runs() -> None:
+    spec = _spec(
+        "gpt-oss-20b", {"size": "100Gi", "hfTokenSecretRef": {"name": "hf", "key": "token"}}
+    )
+    first = plan(Live(cr=_cr(spec)), NOW)
+    job = next(m for m in first.apply if m["kind"] == "Job")
+    pod = {
+        "metadata": {
+            "name": "dl-0",
+            "labels": {
+                "app.kubernetes.io/component": "model-download",
+                "batch.kubernetes.io/job-name": job["metadata"]["name"],
+            },
+        },
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "download",
+                    "state": {
+                        "waiting": {
+                            "reason": "CreateContainerConfigError",
+                            "message": 'secret "hf" not found',
+                        }
+                    },
+                }
+            ]
+        },
+    }
+    children = [m for m in first.apply if m["kind"] != "Job"] + [_job_status(job, active=1)]
+    result = plan(Live(cr=_cr(spec), children=children, pods=[pod]), NOW)
+    assert result.status is not None
+    assert result.status["reason"] == "SecretMissing"
+    assert "spec.modelCache.hfTokenSecretRef" in result.status["message"]
+    assert result.status["weights"]["state"] == "Downloading"
