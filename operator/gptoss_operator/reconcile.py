@@ -168,11 +168,28 @@ def _failed(live: Live, problem: Problem, now: str) -> Plan:
     return _with_status(Plan(), cr, diagnose.build_status(obs, now))
 
 
+def merge_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """`desired` as a JSON merge patch over `previous`: fields that went away, at any depth
+    (status.weights.estimatedCompletionTime once the download is done), are named with None,
+    the only way a merge patch removes them."""
+    patch: dict[str, Any] = {k: None for k in previous if k not in desired}
+    for k, v in desired.items():
+        old = previous.get(k)
+        patch[k] = merge_patch(old, v) if isinstance(v, dict) and isinstance(old, dict) else v
+    return patch
+
+
+def without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
+    """What a merge patch leaves of the fields it names: the patch without its None removals."""
+    return {
+        k: without_nulls(v) if isinstance(v, dict) else v for k, v in patch.items() if v is not None
+    }
+
+
 def _with_status(plan: Plan, cr: dict[str, Any], status: dict[str, Any]) -> Plan:
     previous = cr.get("status") or {}
-    # Fields that went away are removed by the merge patch only when named with None.
-    patch = {**{k: None for k in previous if k not in status}, **status}
-    if {k: v for k, v in patch.items() if v is not None} != previous:
+    patch = merge_patch(previous, status)
+    if without_nulls(patch) != previous:
         plan.status = patch
         plan.events += diagnose.transitions(
             previous.get("conditions") or [], status.get("conditions") or []

@@ -10,7 +10,7 @@ import pytest
 
 from gptoss_operator import diagnose, weights
 from gptoss_operator.catalog import MODELS
-from gptoss_operator.reconcile import Live, plan
+from gptoss_operator.reconcile import Live, plan, without_nulls
 from gptoss_operator.render import render_children, resolve
 from gptoss_operator.render.weights import (
     CHECK_CONTAINER,
@@ -412,3 +412,35 @@ def test_a_download_pod_that_cannot_start_is_reported_while_the_job_runs() -> No
     assert result.status["reason"] == "SecretMissing"
     assert "spec.modelCache.hfTokenSecretRef" in result.status["message"]
     assert result.status["weights"]["state"] == "Downloading"
+
+
+def test_fields_that_go_away_inside_status_weights_are_removed_and_then_nothing_is_written() -> (
+    None
+):
+    """The estimate exists only during the download: the merge patch must remove it, or the
+    stored status would differ from the plan forever (a write on every event)."""
+    first = plan(Live(cr=_cr(SPEC)), NOW)
+    job = next(m for m in first.apply if m["kind"] == "Job")
+    others = [m for m in first.apply if m["kind"] != "Job"]
+    running = _job_status(job, active=2, succeeded=1, startTime=NOW)
+    finished = {"exitCode": 0, "finishedAt": "2026-11-25T00:10:00Z"}
+    pod = {
+        "metadata": {
+            "labels": {
+                "app.kubernetes.io/component": "model-download",
+                "batch.kubernetes.io/job-name": job["metadata"]["name"],
+            }
+        },
+        "status": {"containerStatuses": [{"name": "download", "state": {"terminated": finished}}]},
+    }
+    downloading = plan(Live(cr=_cr(SPEC), children=[*others, running], pods=[pod]), NOW)
+    assert downloading.status is not None
+    stored = without_nulls(downloading.status)
+    assert "estimatedCompletionTime" in stored["weights"]
+    cr = _cr(SPEC) | {"status": stored}
+    done = plan(Live(cr=cr, children=[*others, _done(job)], pods=[pod]), NOW)
+    assert done.status is not None
+    assert done.status["weights"]["estimatedCompletionTime"] is None
+    cr = _cr(SPEC) | {"status": without_nulls(done.status)}
+    again = plan(Live(cr=cr, children=[*others, _done(job)], pods=[pod]), NOW)
+    assert again.status is None
