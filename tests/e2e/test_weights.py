@@ -196,19 +196,16 @@ def test_new_revision_downloads_beside_the_old_and_rolls_only_when_complete(
 
     def rolled() -> bool:
         """Every look until the new template appears: while the new Job has not completed, the
-        old template and the old pods stay (the hold outlives the 2 s settle window)."""
-        done = (
-            (child(testbed, namespace, "job", new_job) or {})
-            .get("status", {})
-            .get("completionTime")
-        )
+        old template and the old pods stay (the hold outlives the 2 s settle window). The Job
+        is read last: when it is not complete then, it was not when the rest was read."""
         d = child(testbed, namespace, "deployment", "rev") or {}
         changed = d["spec"]["template"]["metadata"]["annotations"][HASH] != old_hash
-        if not done:
+        pods = {p["metadata"]["name"] for p in serving_pods(testbed, namespace, "rev")}
+        obj = get(testbed, namespace, "rev")
+        job = child(testbed, namespace, "job", new_job) or {}
+        if not job.get("status", {}).get("completionTime"):
             assert not changed, "the template changed before the new weights were complete"
-            pods = {p["metadata"]["name"] for p in serving_pods(testbed, namespace, "rev")}
             assert pods == old_pods
-            obj = get(testbed, namespace, "rev")
             if obj["status"].get("phase") == "Downloading":
                 assert condition(obj, "Ready")["status"] == "True"
                 held.append(time.monotonic())
