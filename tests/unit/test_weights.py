@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from gptoss_operator import diagnose, weights
+from gptoss_operator.cached import cached_form
 from gptoss_operator.catalog import MODELS
 from gptoss_operator.reconcile import Live, plan, without_nulls
 from gptoss_operator.render import render_children, resolve
@@ -444,3 +445,39 @@ def test_fields_that_go_away_inside_status_weights_are_removed_and_then_nothing_
     cr = _cr(SPEC) | {"status": without_nulls(done.status)}
     again = plan(Live(cr=cr, children=[*others, _done(job)], pods=[pod]), NOW)
     assert again.status is None
+
+
+def test_the_watch_cache_keeps_what_the_download_status_reads() -> None:
+    """Pods are trimmed in the caches (cached.py): the labels and the terminated state that
+    tell a download pod and its result must survive."""
+    job = _children(SPEC)["Job"]
+    pod = {
+        "kind": "Pod",
+        "metadata": {
+            "name": "m-weights-0-abcde",
+            "namespace": "ns",
+            "labels": {
+                "app.kubernetes.io/component": "model-download",
+                "batch.kubernetes.io/job-name": job["metadata"]["name"],
+                "team": "dropped",
+            },
+            "managedFields": [{"manager": "kube-controller-manager"}],
+        },
+        "spec": {"containers": [{"name": "download"}]},
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {
+                    "name": "download",
+                    "state": {"terminated": {"exitCode": 12, "message": "no revision v9"}},
+                }
+            ],
+        },
+    }
+    kept = cached_form(pod)
+    assert "team" not in kept["metadata"]["labels"]
+    assert weights.is_download_pod(kept)
+    failed = _job_status(job, failed=1, conditions=[{"type": "Failed", "status": "True"}])
+    view = weights.read_job(job, cached_form(failed), [kept], "gpt-oss-20b", official=True)
+    assert view.reason == weights.REVISION_NOT_FOUND
+    assert "no revision v9" in view.message
