@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from gptoss_operator.render.resolve import SPEC_HASH_ANNOTATION
+from gptoss_operator.weights import COMPONENT_LABEL, JOB_NAME_LABEL
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # Pods and ReplicaSets are read for diagnosis, readiness and rollback only.
@@ -25,6 +26,9 @@ _POD_META = ("name", "namespace", "uid", "resourceVersion", "deletionTimestamp")
 _POD_STATUS = ("phase", "reason", "message")
 _CONDITION = ("type", "status", "reason", "message", "lastTransitionTime")
 _CONTAINER = ("name", "image", "state", "lastState", "started", "ready", "restartCount")
+# Download pods are told apart from serving pods, and matched to their Job, by these labels
+# (weights.read_job; the Job itself is kept whole).
+POD_LABELS = (COMPONENT_LABEL, JOB_NAME_LABEL)
 
 
 def cached_form(obj: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +108,9 @@ def share(node: Any) -> Any:
 
 def _slim_meta(meta: dict[str, Any]) -> dict[str, Any]:
     slim = {k: meta[k] for k in _POD_META if k in meta}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k in POD_LABELS}
+    if labels:
+        slim["labels"] = share(labels)
     spec_hash = (meta.get("annotations") or {}).get(SPEC_HASH_ANNOTATION)
     if spec_hash:
         slim["annotations"] = {SPEC_HASH_ANNOTATION: spec_hash}

@@ -60,6 +60,13 @@ class ModelFacts:
     """Disk the model-cache volume needs: the safetensors files (vLLM skips the repository's
     `original/` and `metal/` copies, vllm/model_executor/model_loader/weight_utils.py) plus room
     for the torch.compile cache (VLLM_CACHE_ROOT) and the tokenizer files."""
+    download_gb: float
+    """Size of what the download Job fetches (the repository without `original/` and `metal/`),
+    in GB: the estimate behind status.weights' bytes."""
+    safetensors_shards: int
+    """Weight files of the repository: the download Job's default number of parts."""
+    download_deadline_seconds: int
+    """Default activeDeadlineSeconds of the download Job."""
     sources: tuple[str, ...]
 
     @property
@@ -88,6 +95,10 @@ MODELS: dict[str, ModelFacts] = {
         download_budget_seconds=600,
         memory="32Gi",
         cache_disk_gib=20,  # 13.8 GB of safetensors
+        # model-0000{0,1,2}-of-00002.safetensors, 13.8 GB, plus tokenizer and config files.
+        download_gb=13.8,
+        safetensors_shards=3,
+        download_deadline_seconds=3600,
         sources=(
             "https://huggingface.co/openai/gpt-oss-20b",
             "https://github.com/vllm-project/recipes/blob/main/models/openai/gpt-oss-20b.yaml",
@@ -111,6 +122,10 @@ MODELS: dict[str, ModelFacts] = {
         download_budget_seconds=1800,
         memory="96Gi",
         cache_disk_gib=80,  # 65.2 GB of safetensors
+        # model-000{00..14}-of-00014.safetensors, 65.2 GB, plus tokenizer and config files.
+        download_gb=65.2,
+        safetensors_shards=15,
+        download_deadline_seconds=10800,
         sources=(
             "https://huggingface.co/openai/gpt-oss-120b",
             "https://github.com/vllm-project/recipes/blob/main/models/openai/gpt-oss-120b.yaml",

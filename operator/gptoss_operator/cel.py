@@ -97,9 +97,11 @@ def spec_rules() -> list[Rule]:
         },
         {
             "rule": "!has(self.modelCache) || !has(self.modelCache.offline) || "
-            "!self.modelCache.offline || has(self.modelCache.existingClaimName)",
-            "message": "spec.modelCache.offline needs an existing, pre-populated claim "
-            "(existingClaimName): an emptyDir or a new claim from size starts empty",
+            "!self.modelCache.offline || has(self.modelCache.existingClaimName) || "
+            "(has(self.modelCache.size) && !(has(self.modelCache.download) && "
+            "has(self.modelCache.download.enabled) && !self.modelCache.download.enabled))",
+            "message": "spec.modelCache.offline needs a claim the download Job fills (size) or "
+            "an existing, pre-populated claim (existingClaimName): an emptyDir starts empty",
             "fieldPath": ".modelCache.offline",
             "reason": "FieldValueInvalid",
         },
@@ -178,7 +180,14 @@ def model_cache_rules() -> list[Rule]:
         {
             "rule": "!(has(self.existingClaimName) && has(self.size))",
             "message": "spec.modelCache: set existingClaimName or size, not both",
-        }
+        },
+        {
+            "rule": "!has(self.download) || !has(self.download.enabled) || "
+            "!self.download.enabled || has(self.existingClaimName) || has(self.size)",
+            "message": "spec.modelCache.download.enabled: the download Job fills a claim: set "
+            "size (a new claim) or existingClaimName",
+            "fieldPath": ".download.enabled",
+        },
     ]
 
 

@@ -41,6 +41,7 @@ from gptoss_operator.reconcile import (
     resource_version,
     status_urgent,
     stored_content,
+    without_nulls,
 )
 from gptoss_operator.render import BY_KIND, CHILD_KINDS, SPEC_HASH_ANNOTATION
 
@@ -296,7 +297,7 @@ class Controller:
             return None  # the namespace controller is removing everything: write nothing
         if state.status and resource_version(live.cr) < state.status[0]:
             # The watch has not delivered our last status write yet: plan from what we wrote.
-            written = {k: v for k, v in state.status[1].items() if v is not None}
+            written = without_nulls(state.status[1])
             live.cr = {**live.cr, "status": written}
         now = _now()
         wake: float | None = None

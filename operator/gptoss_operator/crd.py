@@ -161,8 +161,10 @@ PRINTER_COLUMNS = [
     _column("Ready", ".status.ready"),
     _column("Phase", ".status.phase"),
     _column("Reason", ".status.reason"),
+    _column("Weights", ".status.weights.progress"),
     _column("Age", ".metadata.creationTimestamp", "date"),
     _column("Endpoint", ".status.endpoint", priority=1),
+    _column("ETA", ".status.weights.estimatedCompletionTime", priority=1),
 ]
 
 

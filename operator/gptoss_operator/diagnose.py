@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptoss_operator.render.resolve import SPEC_HASH_ANNOTATION
+from gptoss_operator.render.weights import CHECK_CONTAINER
+from gptoss_operator.weights import WeightsView
 
 # Reasons, most severe first: the first one found among the pods names the problem.
 OOM_KILLED = "OOMKilled"
 CRASH_LOOP = "CrashLoopBackOff"
+WEIGHTS_MISSING = "WeightsMissing"
 IMAGE_PULL = "ImagePullBackOff"
 # The kubelet cannot build the container: a referenced Secret or key is missing (SecretMissing),
 # or something else such as runAsNonRoot with an image that runs as root.
@@ -26,11 +29,14 @@ UNSCHEDULABLE = "Unschedulable"
 STARTUP_PROBE_FAILED = "StartupProbeFailed"
 PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 ROLLED_BACK = "RolledBack"
+DOWNLOADING = "Downloading"
+COMPLETE = "Complete"
 INVALID_SPEC = "InvalidSpec"
 APPLY_FAILED = "ApplyFailed"
 WRITE_LOOP = "WriteLoop"
 RECONCILE_ERROR = "ReconcileError"
 SEVERITY = [
+    WEIGHTS_MISSING,
     OOM_KILLED,
     CRASH_LOOP,
     SECRET_MISSING,
@@ -85,6 +91,8 @@ class Observation:
     previous: dict[str, Any] = field(default_factory=dict)
     rolled_back_from: str | None = None
     failure: Problem | None = None  # invalid spec or a rejected apply: nothing else matters
+    weights: WeightsView | None = None  # the download Job of the spec's weights, when there is one
+    download_pods: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _mentions(message: str, secret: str) -> bool:
@@ -134,6 +142,16 @@ def pod_problem(pod: dict[str, Any], secrets: tuple[SecretUse, ...] = ()) -> Pro
                     OOM_KILLED,
                     f"pod {name}: container {cname} was OOMKilled (exit "
                     "code 137); raise spec.resources.memory or lower maxNumSeqs",
+                )
+            )
+        elif waiting.get("reason") == CRASH_LOOP and cname == CHECK_CONTAINER:
+            found.append(
+                Problem(
+                    WEIGHTS_MISSING,
+                    f"pod {name}: the weights are not complete on the model cache (the "
+                    f"{CHECK_CONTAINER} init container found no completion marker): the "
+                    "claim lost files, or another claim is mounted; delete the download Job "
+                    "to download again",
                 )
             )
         elif waiting.get("reason") == CRASH_LOOP:
@@ -332,8 +350,21 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
         )
     else:
         degraded = problem
+    weights = obs.weights
+    if weights is not None and weights.failed:
+        # The spec's weights cannot arrive: that is the problem, whatever the old pods do.
+        degraded = Problem(weights.reason, weights.summary())
+    elif weights is not None and not weights.complete:
+        # A download pod that cannot start (its token's Secret missing, no node for it, the
+        # image) keeps the Job active until its deadline: say so now.
+        stuck = [pod_problem(p, obs.facts.secrets) for p in obs.download_pods]
+        found = min((p for p in stuck if p), key=lambda p: SEVERITY.index(p.reason), default=None)
+        if found:
+            degraded = Problem(found.reason, f"download Job {weights.job}: {found.message}")
 
-    if obs.deployment is None:
+    if weights is not None and not weights.complete:
+        progress = (DOWNLOADING, weights.summary())
+    elif obs.deployment is None:
         progress = ("Creating", "creating the vLLM Deployment")
     elif complete:
         progress = ("Complete", f"{desired}/{desired} replicas run the current spec")
@@ -372,8 +403,20 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
             gen,
         ),
     ]
+    if weights is not None:
+        conditions.append(
+            condition(
+                "WeightsReady",
+                weights.complete,
+                COMPLETE if weights.complete else weights.reason,
+                weights.summary(),
+                gen,
+            )
+        )
     if degraded:
         phase, reason, message = "Degraded", degraded.reason, degraded.message
+    elif weights is not None and not weights.complete:
+        phase, reason, message = DOWNLOADING, DOWNLOADING, weights.summary()
     elif complete and serving:
         phase, reason, message = "Ready", ready_reason, conditions[0]["message"]
     else:
@@ -455,5 +498,6 @@ def build_status(obs: Observation, now: str) -> dict[str, Any]:
             "specHash": f.spec_hash,
             "lastAvailableSpecHash": f.spec_hash if complete else prev.get("lastAvailableSpecHash"),
             "rolledBackSpecHash": obs.rolled_back_from,
+            "weights": obs.weights.status() if obs.weights else None,
         }
     return {k: v for k, v in status.items() if v is not None}

@@ -118,6 +118,10 @@ VLLM_API_KEY = "VLLM_API_KEY"
 VLLM_NO_USAGE_STATS = "VLLM_NO_USAGE_STATS"
 # A default, not managed: extraEnv may move it off a read-only cache claim.
 VLLM_CACHE_ROOT = "VLLM_CACHE_ROOT"
+# Set from the download Job's fields; the serving pods' TIKTOKEN_ENCODINGS_BASE is a default
+# (extraEnv may point it elsewhere).
+HF_ENDPOINT = "HF_ENDPOINT"
+TIKTOKEN_ENCODINGS_BASE = "TIKTOKEN_ENCODINGS_BASE"
 
 MANAGED_ENV: tuple[str, ...] = tuple(
     sorted(

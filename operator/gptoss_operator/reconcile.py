@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptoss_operator import diagnose, settings
+from gptoss_operator import diagnose, settings, weights
 from gptoss_operator.api import GROUP, KIND, VERSION, GptOssDeploymentSpec
+from gptoss_operator.catalog import MODELS
 from gptoss_operator.diagnose import Facts, Observation, Problem, SecretUse
 from gptoss_operator.render import (
     BY_KIND,
     SPEC_HASH_ANNOTATION,
+    Resolved,
     endpoint_url,
     render_resolved,
     resolve_validated,
@@ -180,11 +182,28 @@ def _failed(live: Live, problem: Problem, now: str) -> Plan:
     return _with_status(Plan(), cr, diagnose.build_status(obs, now))
 
 
+def merge_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """`desired` as a JSON merge patch over `previous`: fields that went away, at any depth
+    (status.weights.estimatedCompletionTime once the download is done), are named with None,
+    the only way a merge patch removes them."""
+    patch: dict[str, Any] = {k: None for k in previous if k not in desired}
+    for k, v in desired.items():
+        old = previous.get(k)
+        patch[k] = merge_patch(old, v) if isinstance(v, dict) and isinstance(old, dict) else v
+    return patch
+
+
+def without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
+    """What a merge patch leaves of the fields it names: the patch without its None removals."""
+    return {
+        k: without_nulls(v) if isinstance(v, dict) else v for k, v in patch.items() if v is not None
+    }
+
+
 def _with_status(plan: Plan, cr: dict[str, Any], status: dict[str, Any]) -> Plan:
     previous = cr.get("status") or {}
-    # Fields that went away are removed by the merge patch only when named with None.
-    patch = {**{k: None for k in previous if k not in status}, **status}
-    if {k: v for k, v in patch.items() if v is not None} != previous:
+    patch = merge_patch(previous, status)
+    if without_nulls(patch) != previous:
         plan.status = patch
         plan.events += diagnose.transitions(
             previous.get("conditions") or [],
@@ -217,14 +236,7 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
     rolled_back_from = _rollback(
         spec, previous, deployment, live_deployment, live.replicasets, spec_hash
     )
-    result = Plan(
-        apply=[m for m in desired if not is_subset(m, live_by_key.get(key_of(m)))],
-        prune=[
-            c
-            for k, c in live_by_key.items()
-            if k[0] in BY_KIND and BY_KIND[k[0]].prunable and k not in {key_of(m) for m in desired}
-        ],
-    )
+    pods = [p for p in live.pods if not weights.is_download_pod(p)]
     facts = Facts(
         replicas=spec.replicas,
         spec_hash=spec_hash,
@@ -235,15 +247,65 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
         image=resolved.image,
         secrets=tuple(SecretUse(*ref) for ref in secret_refs(spec)),
     )
+    view, job_prune = _weights_gate(live, spec, resolved, desired, live_deployment, facts)
+    result = Plan(
+        apply=[m for m in desired if not is_subset(m, live_by_key.get(key_of(m)))],
+        prune=[
+            c
+            for k, c in live_by_key.items()
+            if k[0] in BY_KIND and BY_KIND[k[0]].prunable and k not in {key_of(m) for m in desired}
+        ]
+        + job_prune,
+    )
     obs = Observation(
         generation=meta.get("generation", 0),
         facts=facts,
         deployment=live_deployment,
-        pods=live.pods,
+        pods=pods,
         previous=previous,
         rolled_back_from=rolled_back_from,
+        weights=view,
+        download_pods=[
+            p
+            for p in live.pods
+            if weights.is_download_pod(p) and view is not None and weights.of_job(p, view.job)
+        ],
     )
     return _with_status(result, cr, diagnose.build_status(obs, now))
+
+
+def _weights_gate(
+    live: Live,
+    spec: GptOssDeploymentSpec,
+    resolved: Resolved,
+    desired: list[dict[str, Any]],
+    live_deployment: dict[str, Any] | None,
+    facts: Facts,
+) -> tuple[weights.WeightsView | None, list[dict[str, Any]]]:
+    """GPUs only after weights (docs/weights.md): edits `desired` so that a download Job is
+    created but never patched, and the Deployment is not created, or keeps its pod template,
+    until the Job of the spec's weights has succeeded. Returns the download's state and the
+    Jobs to delete (a stale Job of these weights, Jobs of other weights)."""
+    job = next((m for m in desired if m["kind"] == "Job"), None)
+    live_jobs = [c for c in live.children if c["kind"] == "Job"]
+    rolled_out = diagnose.runs_current_spec(live_deployment, facts)
+    if job is None:
+        return None, weights.jobs_to_prune(live_jobs, None, rolled_out)
+    live_job = next((j for j in live_jobs if key_of(j) == key_of(job)), None)
+    download_pods = [p for p in live.pods if weights.is_download_pod(p)]
+    official = resolved.repository == MODELS[spec.model.name].repository
+    view = weights.read_job(job, live_job, download_pods, spec.model.name, official)
+    prune = weights.jobs_to_prune(live_jobs, key_of(job)[1], rolled_out)
+    if live_job is not None:
+        desired.remove(job)  # a Job's pod template is immutable: created once, never patched
+        if weights.stale(job, live_job, view):
+            prune.append(live_job)  # created again from the current spec once it is gone
+            view = weights.read_job(job, None, [], spec.model.name, official)
+    if not view.complete:
+        deployment = next(m for m in desired if m["kind"] == "Deployment")
+        if not weights.hold(deployment, live_deployment):
+            desired.remove(deployment)
+    return view, prune
 
 
 def _rollback(

@@ -105,11 +105,28 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
     cache = spec.model_cache
     if cache.existing_claim_name and cache.size:
         raise SpecError("spec.modelCache", "set existingClaimName or size, not both")
-    if cache.offline and not cache.existing_claim_name:
+    if cache.offline and not cache.existing_claim_name and not cache.size:
         raise SpecError(
             "spec.modelCache.offline",
-            "offline mode needs an existing, pre-populated claim (existingClaimName): an emptyDir "
-            "or a new claim from size starts empty, so the model could never load",
+            "offline mode needs a claim the download Job fills (size) or an existing, "
+            "pre-populated claim (existingClaimName): an emptyDir starts empty, so the model "
+            "could never load",
+        )
+    if cache.offline and cache.size and cache.download.enabled is False:
+        raise SpecError(
+            "spec.modelCache.offline",
+            "offline mode with a new claim (size) needs the download Job to fill it: remove "
+            "download.enabled: false",
+        )
+    if cache.download.enabled and not (cache.existing_claim_name or cache.size):
+        raise SpecError(
+            "spec.modelCache.download.enabled",
+            "the download Job fills a claim: set size (a new claim) or existingClaimName",
+        )
+    if cache.download.enabled and (spec.model.repository or "").startswith(("/", ".")):
+        raise SpecError(
+            "spec.modelCache.download.enabled",
+            f"model.repository {spec.model.repository} is a local path: nothing to download",
         )
     if cache.size and not cache.existing_claim_name and spec.replicas > 1 and is_single_node(cache):
         raise SpecError(

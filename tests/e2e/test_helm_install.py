@@ -58,6 +58,8 @@ FORBIDDEN = [
     ("create", "pods", True),
     ("delete", "pods", True),
     ("create", "pods/exec", True),
+    ("get", "pods/log", True),
+    ("update", "jobs.batch", True),
     ("update", "gptossdeployments.gptoss.dev", True),
     ("patch", "gptossdeployments.gptoss.dev", True),
     ("delete", "gptossdeployments.gptoss.dev", True),
@@ -97,6 +99,7 @@ ALLOWED = [
             "networkpolicies.networking.k8s.io",
             "podmonitors.monitoring.coreos.com",
             "configmaps",
+            "jobs.batch",
         )
         for verb in ("list", "watch", "create", "patch", "delete")
     ],

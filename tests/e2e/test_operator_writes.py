@@ -79,5 +79,5 @@ def test_idle_and_restarted_operator_write_nothing(
     time.sleep(RESUME_WINDOW_SECONDS)
     resumed = operator_writes(testbed, mark, namespace)
     print(f"writes by the operator in the {RESUME_WINDOW_SECONDS}s after a restart: {len(resumed)}")
-    assert resumed == []
+    assert resumed == [], resumed
     assert ready_count(testbed, namespace) == COUNT

@@ -3,6 +3,7 @@ like a cluster's, with kwok-simulated GPU nodes. Every later e2e test relies on 
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -213,6 +214,84 @@ def test_missing_secret_waits_in_create_container_config_error(testbed: Testbed,
         "message": 'secret "absent" not found',
     }
     assert pod(testbed, namespace, "nosecret")["status"]["phase"] == "Pending"
+
+
+def download_job(name: str, labels: dict[str, str], annotations: dict[str, str]) -> str:
+    """An Indexed Job shaped like the operator's download Job, without the operator."""
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": 2,
+            "parallelism": 1,
+            "backoffLimit": 3,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": "download",
+                            "operator": "In",
+                            "values": [10],
+                        },
+                    }
+                ]
+            },
+            "template": {
+                "metadata": {
+                    "labels": {"app.kubernetes.io/component": "model-download", **labels},
+                    "annotations": annotations,
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "download", "image": "registry.k8s.io/pause:3.10"}],
+                },
+            },
+        },
+    }
+    return json.dumps(job)
+
+
+def job_condition(testbed: Testbed, ns: str, name: str) -> dict[str, Any] | None:
+    conditions = testbed.get("-n", ns, "job", name).get("status", {}).get("conditions") or []
+    done = [c for c in conditions if c["type"] in ("Complete", "Failed") and c["status"] == "True"]
+    return done[0] if done else None
+
+
+def test_download_pods_succeed_after_their_delay_index_by_index(testbed: Testbed, namespace: str):
+    testbed.apply(namespace, download_job("dl", {}, {"sim.gptoss.dev/download-after": "2s"}))
+    done = wait_until(lambda: job_condition(testbed, namespace, "dl"), 30, "the Job to end")
+    assert done["type"] == "Complete"
+    status = testbed.get("-n", namespace, "job", "dl")["status"]
+    assert status["succeeded"] == 2
+    assert status["completedIndexes"] == "0,1"
+    took = (
+        datetime.datetime.fromisoformat(status["completionTime"])
+        - datetime.datetime.fromisoformat(status["startTime"])
+    ).total_seconds()
+    assert took >= 4  # two parts, one at a time, 2 s each
+
+
+def test_failing_download_pod_reports_its_exit_code_and_message(testbed: Testbed, namespace: str):
+    testbed.apply(
+        namespace,
+        download_job(
+            "gated",
+            {"sim.gptoss.dev/download": "fail"},
+            {
+                "sim.gptoss.dev/download-exit-code": "10",
+                "sim.gptoss.dev/download-message": "repository is gated",
+            },
+        ),
+    )
+    done = wait_until(lambda: job_condition(testbed, namespace, "gated"), 30, "the Job to end")
+    assert (done["type"], done["reason"]) == ("Failed", "PodFailurePolicy")
+    (failed,) = testbed.get("-n", namespace, "pods", "-l", "job-name=gated")["items"]
+    assert failed["status"]["phase"] == "Failed"
+    terminated = failed["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["message"]) == (10, "repository is gated")
 
 
 def test_deleting_an_owner_garbage_collects_what_it_owns(testbed: Testbed, namespace: str):

@@ -71,9 +71,15 @@ BAD: list[tuple[str, dict[str, Any], str, bool]] = [
     ),
     ("offline-no-cache", {"modelCache": {"offline": True}}, "spec.modelCache.offline", True),
     (
-        "offline-new-claim",
-        {"modelCache": {"size": "100Gi", "offline": True}},
+        "offline-new-claim-no-download",
+        {"modelCache": {"size": "100Gi", "offline": True, "download": {"enabled": False}}},
         "spec.modelCache.offline",
+        True,
+    ),
+    (
+        "download-without-claim",
+        {"modelCache": {"download": {"enabled": True}}},
+        "spec.modelCache.download.enabled",
         True,
     ),
     (

@@ -448,6 +448,39 @@ def _mutations(
             ("spec.modelCache",),
         ),
         (
+            "modelCache.download",
+            lambda: {
+                "modelCache": {
+                    rnd.choice(["size", "existingClaimName"]): rnd.choice(["100Gi", "c"]),
+                    "offline": rnd.choice([True, False]),
+                    "download": rnd.choice(
+                        [
+                            {"enabled": rnd.choice([True, False, "x"])},
+                            {"endpoint": rnd.choice(["https://hf-mirror.example.com", "ftp://x"])},
+                            {"encodingsUrl": rnd.choice(["http://mirror/enc", "", "x y"])},
+                            {"parts": rnd.choice(_numbers(rnd, 1, 64))},
+                            {"parallelism": rnd.choice(_numbers(rnd, 1, 64))},
+                            {"cpu": rnd.choice(quantities)},
+                            {"memory": rnd.choice(quantities)},
+                            {"deadlineSeconds": rnd.choice(_numbers(rnd, 60, 604800))},
+                            {"backoffLimit": rnd.choice(_numbers(rnd, 0, 100))},
+                            {"nodeSelector": rnd.choice(_label_maps())},
+                            {
+                                "tolerations": [
+                                    {
+                                        "key": "cpu-pool",
+                                        "operator": "Exists",
+                                        "effect": rnd.choice(["NoSchedule", "Bogus"]),
+                                    }
+                                ]
+                            },
+                        ]
+                    ),
+                }
+            },
+            ("spec.modelCache",),
+        ),
+        (
             "image",
             lambda: _set(
                 "image",

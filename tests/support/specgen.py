@@ -76,6 +76,29 @@ def _engine(rng: random.Random) -> dict[str, Any]:
     return engine
 
 
+def _download(rng: random.Random, managed: bool) -> dict[str, Any]:
+    """spec.modelCache.download: on for an existing claim (off stays the default there), and
+    the Job's knobs. The test bed's download pods succeed after about a second (kwok)."""
+    download: dict[str, Any] = {} if managed else {"enabled": True}
+    if _maybe(rng, 0.3):
+        download["endpoint"] = "https://hf-mirror.example.com"
+    if _maybe(rng, 0.2):
+        download["encodingsUrl"] = "https://mirror.example.com/encodings"
+    if _maybe(rng, 0.3):
+        download["parts"] = rng.choice([1, 2, 5])
+    if _maybe(rng, 0.3):
+        download["parallelism"] = rng.choice([1, 4])
+    if _maybe(rng, 0.2):
+        download |= {"cpu": "2", "memory": "4Gi"}
+    if _maybe(rng, 0.2):
+        download |= {"deadlineSeconds": 7200, "backoffLimit": rng.choice([0, 6])}
+    if _maybe(rng, 0.2):
+        download["nodeSelector"] = {"node.kubernetes.io/instance-type": "m7i.8xlarge"}
+    if _maybe(rng, 0.2):
+        download["tolerations"] = [{"key": "pool", "operator": "Exists"}]
+    return download
+
+
 def _spec(rng: random.Random, podmonitor_crd: bool) -> tuple[dict[str, Any], str | None, str]:
     """A spec, the node kind its pods need (None: nowhere on the test bed), its behaviour."""
     model = rng.choice(["gpt-oss-20b", "gpt-oss-120b"])
@@ -115,8 +138,12 @@ def _spec(rng: random.Random, podmonitor_crd: bool) -> tuple[dict[str, Any], str
     cache = rng.random()
     if cache < 0.2:
         spec["modelCache"] = {"size": rng.choice(["20Gi", "100Gi"])}
+        if _maybe(rng, 0.3):
+            spec["modelCache"]["offline"] = True  # the download Job fills the claim
     elif cache < 0.3:
         spec["modelCache"] = {"existingClaimName": SHARED_CLAIM, "offline": _maybe(rng)}
+    if "modelCache" in spec and _maybe(rng, 0.4):
+        spec["modelCache"]["download"] = _download(rng, "size" in spec["modelCache"])
     if _maybe(rng, 0.2):
         spec["rollout"] = rng.choice(
             [
@@ -207,6 +234,20 @@ def everything_on(name: str, podmonitor_crd: bool) -> Drawn:
             "size": "200Gi",
             "accessModes": ["ReadWriteMany"],
             "hfTokenSecretRef": {"name": API_KEY_SECRET, "key": "key"},
+            "offline": True,
+            "download": {
+                "enabled": True,
+                "endpoint": "https://hf-mirror.example.com",
+                "encodingsUrl": "https://mirror.example.com/encodings",
+                "parts": 5,
+                "parallelism": 2,
+                "cpu": "2",
+                "memory": "4Gi",
+                "deadlineSeconds": 7200,
+                "backoffLimit": 6,
+                "nodeSelector": {"node.kubernetes.io/instance-type": "m7i.8xlarge"},
+                "tolerations": [{"key": "pool", "operator": "Exists"}],
+            },
         },
         "image": "vllm/vllm-openai:v0.33.0",
         "imagePullPolicy": "IfNotPresent",

@@ -18,6 +18,28 @@ OPTIONS: dict[str, dict[str, Any]] = {
             "accessModes": ["ReadWriteMany"],
         }
     },
+    "download-existing-claim": {
+        "modelCache": {
+            "existingClaimName": "team-weights",
+            "hfTokenSecretRef": {"name": "hf", "key": "token"},
+            "download": {
+                "enabled": True,
+                "endpoint": "https://hf-mirror.example.com",
+                "encodingsUrl": "https://mirror.example.com/encodings",
+                "nodeSelector": {"pool": "cpu"},
+                "tolerations": [{"key": "pool", "operator": "Exists"}],
+            },
+        },
+        "model": {"revision": "0123456789abcdef0123456789abcdef01234567"},
+    },
+    "download-offline-rwo": {
+        "modelCache": {
+            "size": "100Gi",
+            "offline": True,
+            "download": {"parts": 4, "parallelism": 2, "deadlineSeconds": 600, "backoffLimit": 0},
+        },
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+    },
     "secrets": {
         "api": {"apiKeySecretRef": {"name": "api", "key": "key"}},
         "modelCache": {"hfTokenSecretRef": {"name": "hf", "key": "token"}},

@@ -62,7 +62,8 @@ def test_crd_schema_is_structural() -> None:
     }
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
     assert list(columns) == [
-        "Model", "Accelerator", "TP", "Ready", "Phase", "Reason", "Age", "Endpoint",
+        "Model", "Accelerator", "TP", "Ready", "Phase", "Reason", "Weights", "Age",
+        "Endpoint", "ETA",
     ]  # fmt: skip
     assert columns["Endpoint"]["priority"] == 1
     described = _walk(schema["properties"]["spec"])

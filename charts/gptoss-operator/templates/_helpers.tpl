@@ -89,6 +89,12 @@ CRDs is skipped by Kopf with a warning.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["list", "watch", "create", "patch"]
+# The download Job that fills the model cache before GPU pods start (docs/weights.md): created,
+# never patched in practice (its template is immutable; patch is what server-side apply needs),
+# deleted when stale or of an old revision. Its progress is read from the watch: no pods/log.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["list", "watch", "create", "patch", "delete"]

@@ -146,6 +146,45 @@ class ApiSettings(ApiModel):
     the Secret (env VLLM_API_KEY). Changing the Secret's value needs a rollout restart."""
 
 
+class ModelDownload(ApiModel):
+    """The download Job that fills the model-cache claim before any GPU pod starts (see
+    docs/weights.md): CPU only, in the vLLM image, one Job per repository and revision. Until it
+    has succeeded, the Deployment is not created (or, for a new revision, keeps its old pods)."""
+
+    enabled: bool | None = None
+    """Run the download Job. Default: on for a claim the operator creates (size), off for an
+    existingClaimName (turn it on to fill an existing claim). Needs a claim; a local path as
+    model.repository is never downloaded."""
+    endpoint: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
+    """Hugging Face endpoint or mirror (HF_ENDPOINT), e.g. https://hf-mirror.example.com.
+    Default: https://huggingface.co."""
+    encodings_url: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
+    """Base URL the harmony tokenizer's o200k_base.tiktoken is fetched from onto the claim (the
+    serving pods then read it with TIKTOKEN_ENCODINGS_BASE and need no network). Default:
+    https://openaipublic.blob.core.windows.net/encodings."""
+    parts: int | None = Field(default=None, ge=1, le=64)
+    """Pieces the repository's files are split into (an Indexed Job's completions; progress
+    counts finished parts). Default: one per safetensors shard of the model (20b: 3, 120b: 15)."""
+    parallelism: int = Field(default=3, ge=1, le=64)
+    """Parts downloading at the same time."""
+    cpu: Quantity = "1"
+    """CPU request of each download pod."""
+    memory: Quantity = "2Gi"
+    """Memory request and limit of each download pod."""
+    deadline_seconds: int | None = Field(default=None, ge=60, le=604800)
+    """Time the whole download may take (activeDeadlineSeconds). Default: 1 h for 20b, 3 h for
+    120b."""
+    backoff_limit: int = Field(default=4, ge=0, le=100)
+    """Failed pods retried (with the Job controller's growing back-off) before the download
+    counts as failed. A refused token, a missing repository or revision and a full disk fail at
+    once."""
+    node_selector: LabelMap = Field(default_factory=dict)
+    """Node labels the download pods require (e.g. a CPU pool). Without it they prefer nodes
+    without GPUs."""
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=32)
+    """Tolerations of the download pods."""
+
+
 class ModelCache(ApiModel):
     """Where the weights are cached (HF_HOME). Without a claim, an emptyDir per pod sized for the
     model. vLLM's compile cache (VLLM_CACHE_ROOT) goes to its vllm/ directory so restarts skip
@@ -165,9 +204,12 @@ class ModelCache(ApiModel):
     hf_token_secret_ref: SecretKeyRef | None = None
     """Secret key holding a Hugging Face token (env HF_TOKEN); gpt-oss is not gated."""
     offline: bool = False
-    """Set HF_HUB_OFFLINE=1: serve only from the cache volume, which must be an existing,
-    pre-populated claim (existingClaimName; a new claim from size would be empty). In
-    air-gapped clusters also point TIKTOKEN_ENCODINGS_BASE (extraEnv) at the harmony encodings."""
+    """Set HF_HUB_OFFLINE=1: serve only from the cache volume, which must be filled by the
+    download Job or be an existing, pre-populated claim (an emptyDir starts empty). With the
+    download Job the serving pods are always offline. Without it, in air-gapped clusters also
+    point TIKTOKEN_ENCODINGS_BASE (extraEnv) at the harmony encodings."""
+    download: ModelDownload = ModelDownload()
+    """The download Job that fills the claim before GPUs are taken."""
 
 
 class Resources(ApiModel):

@@ -26,13 +26,36 @@ class Condition(ApiModel):
     """The spec generation the condition was computed from."""
 
 
+class WeightsStatus(ApiModel):
+    """The download Job of the spec's weights (docs/weights.md)."""
+
+    weights: str
+    """Repository and revision, e.g. openai/gpt-oss-20b@main."""
+    job: str
+    """Name of the download Job."""
+    state: Literal["Downloading", "Complete", "Failed"]
+    """Downloading, Complete or Failed (the WeightsReady condition says why)."""
+    parts_done: int
+    """Parts of the repository downloaded and verified."""
+    parts: int
+    """Parts the download is split into (the Job's completions)."""
+    progress: str
+    """Share of the parts done, e.g. 40%."""
+    bytes_done: int | None = None
+    """Estimated bytes done (parts done x the catalog's size; official repositories only)."""
+    bytes_total: int | None = None
+    """Size of the download from the catalog (official repositories only)."""
+    estimated_completion_time: str | None = None
+    """When the download should end at the pace of its finished parts (RFC 3339)."""
+
+
 class GptOssDeploymentStatus(ApiModel):
     """Observed state, written by the operator."""
 
     observed_generation: int | None = None
     """The last spec generation the operator acted on."""
     phase: str | None = None
-    """Summary: Pending, Progressing, Ready, Degraded or Failed."""
+    """Summary: Pending, Downloading, Progressing, Ready, Degraded or Failed."""
     reason: str | None = None
     """Machine-readable reason for the phase."""
     message: str | None = None
@@ -63,5 +86,8 @@ class GptOssDeploymentStatus(ApiModel):
     """Spec hash of the last rollout that became available (the rollback target)."""
     rolled_back_spec_hash: str | None = None
     """Spec hash of a failed rollout the operator rolled back from (autoRollback)."""
+    weights: WeightsStatus | None = None
+    """The download of the weights, when a download Job fills the model cache."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Current conditions."""
+    """Current conditions: Ready, Progressing, Degraded and, with a download Job,
+    WeightsReady."""

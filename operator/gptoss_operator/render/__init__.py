@@ -9,7 +9,6 @@ from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.catalog import DEFAULT_GPU_NODE_LABELS, GpuNodeLabels
 from gptoss_operator.render.command import secret_refs
 from gptoss_operator.render.kinds import BY_KIND, CHILD_KINDS, WATCHED_KINDS, WatchedKind
-from gptoss_operator.render.pod import cache_claim_name
 from gptoss_operator.render.resolve import (
     APP_NAME,
     INSTANCE_LABEL,
@@ -18,6 +17,7 @@ from gptoss_operator.render.resolve import (
     MODEL_LABEL,
     SPEC_HASH_ANNOTATION,
     Resolved,
+    cache_claim_name,
     endpoint_url,
     labels,
     resolve,

@@ -7,7 +7,7 @@ from typing import Any
 from gptoss_operator import flags as f
 from gptoss_operator.api import GptOssDeploymentSpec, SecretKeyRef
 from gptoss_operator.render import auth
-from gptoss_operator.render.resolve import CACHE_MOUNT, VLLM_CACHE_DIR, Resolved
+from gptoss_operator.render.resolve import CACHE_MOUNT, ENCODINGS_DIR, VLLM_CACHE_DIR, Resolved
 
 # Set `command` instead of relying on the image's ENTRYPOINT: recent images use
 # ["vllm", "serve"], older ones `python3 -m vllm.entrypoints.openai.api_server`.
@@ -70,7 +70,7 @@ def secret_refs(spec: GptOssDeploymentSpec) -> tuple[tuple[str, str, str], ...]:
     return tuple((field, ref.name, ref.key) for field, ref in refs if ref is not None)
 
 
-def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
+def secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
@@ -85,14 +85,21 @@ def vllm_env(spec: GptOssDeploymentSpec, r: Resolved) -> list[dict[str, Any]]:
     # A default only: a read-only claim needs it elsewhere (extraEnv, e.g. /tmp/vllm).
     env.setdefault(f.VLLM_CACHE_ROOT, {"name": f.VLLM_CACHE_ROOT, "value": VLLM_CACHE_DIR})
     env[f.VLLM_NO_USAGE_STATS] = {"name": f.VLLM_NO_USAGE_STATS, "value": "1"}
-    if spec.model_cache.offline:
+    if spec.model_cache.offline or r.download_job:
+        # With the download Job the weights are complete before the pod exists: a pod that
+        # found a file missing must fail, not download it while holding GPUs.
         env[f.HF_HUB_OFFLINE] = {"name": f.HF_HUB_OFFLINE, "value": "1"}
+    if r.download_job:
+        # The harmony tokenizer's encoding, fetched by the download Job (docs/weights.md).
+        env.setdefault(
+            f.TIKTOKEN_ENCODINGS_BASE, {"name": f.TIKTOKEN_ENCODINGS_BASE, "value": ENCODINGS_DIR}
+        )
     if spec.model_cache.hf_token_secret_ref is not None:
-        env[f.HF_TOKEN] = _secret_env(f.HF_TOKEN, spec.model_cache.hf_token_secret_ref)
+        env[f.HF_TOKEN] = secret_env(f.HF_TOKEN, spec.model_cache.hf_token_secret_ref)
     if spec.api.api_key_secret_ref is not None:
         # The key goes in the environment, not argv: argv shows in process listings. Both the
         # operator's middleware (every path) and vLLM's own check (/v1...) read this variable.
-        env[f.VLLM_API_KEY] = _secret_env(f.VLLM_API_KEY, spec.api.api_key_secret_ref)
+        env[f.VLLM_API_KEY] = secret_env(f.VLLM_API_KEY, spec.api.api_key_secret_ref)
         env[f.PYTHONPATH] = {"name": f.PYTHONPATH, "value": auth.MOUNT}
         env[f.GPTOSS_OPEN_PATHS] = {
             "name": f.GPTOSS_OPEN_PATHS,

@@ -19,6 +19,7 @@ from gptoss_operator.render.optional import (
     build_pod_monitor,
 )
 from gptoss_operator.render.resolve import Resolved
+from gptoss_operator.render.weights import build_download_job
 from gptoss_operator.render.workload import build_deployment, build_service
 
 Builder = Callable[[str, str, GptOssDeploymentSpec, Resolved], dict[str, Any] | None]
@@ -67,6 +68,9 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
         "persistentvolumeclaims",
         build_cache_pvc,
     ),
+    # The download Job of the spec's revision (render/weights.py). Never patched (its pod
+    # template is immutable) and pruned by its own rule in reconcile: the plan decides both.
+    WatchedKind("Job", "batch", "v1", "jobs", build_download_job),
     # Before the Deployment: its pods mount the API-key middleware from it.
     WatchedKind("ConfigMap", "", "v1", "configmaps", build_auth_config_map, prunable=True),
     WatchedKind("Deployment", "apps", "v1", "deployments", build_deployment, recreatable=True),

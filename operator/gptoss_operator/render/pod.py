@@ -9,21 +9,21 @@ from typing import Any
 from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.render import auth
 from gptoss_operator.render.command import COMMAND, vllm_args, vllm_env
-from gptoss_operator.render.resolve import CACHE_MOUNT, Resolved, labels, selector_labels
+from gptoss_operator.render.resolve import (
+    CACHE_MOUNT,
+    Resolved,
+    cache_claim_name,
+    labels,
+    selector_labels,
+)
+from gptoss_operator.render.security import container_security_context, pod_security_context
+from gptoss_operator.render.weights import weights_check_container
 
 CONTAINER = "vllm"
 CACHE_VOLUME = "model-cache"
 SHM_VOLUME = "dshm"
 STARTUP_PERIOD = 10
 MIDDLEWARE_ANNOTATION = "gptoss.dev/api-key-middleware"
-
-
-def cache_claim_name(name: str, spec: GptOssDeploymentSpec) -> str | None:
-    """The PVC mounted at HF_HOME, or None for a per-pod emptyDir."""
-    cache = spec.model_cache
-    if cache.existing_claim_name:
-        return cache.existing_claim_name
-    return f"{name}-model-cache" if cache.size else None
 
 
 def _probe(period: int, failures: int, timeout: int) -> dict[str, Any]:
@@ -47,39 +47,6 @@ def _resources(r: Resolved) -> dict[str, Any]:
     return {"requests": requests, "limits": {"memory": r.memory, r.resource_name: gpus}}
 
 
-def _run_as_non_root(spec: GptOssDeploymentSpec) -> bool | None:
-    sc = spec.security_context
-    if sc.run_as_non_root is not None:
-        return sc.run_as_non_root
-    return True if sc.run_as_user else None
-
-
-def _pod_security_context(spec: GptOssDeploymentSpec) -> dict[str, Any]:
-    """User, groups and seccomp of the pod: what a `restricted` namespace checks."""
-    sc = spec.security_context
-    fs_group = sc.fs_group if sc.fs_group is not None else sc.run_as_group
-    context: dict[str, Any] = {
-        "runAsUser": sc.run_as_user,
-        "runAsGroup": sc.run_as_group,
-        "runAsNonRoot": _run_as_non_root(spec),
-        "fsGroup": fs_group,
-        # The default, Always, walks and re-chowns the whole model cache at every mount;
-        # OnRootMismatch only when the volume's top directory has the wrong group.
-        "fsGroupChangePolicy": "OnRootMismatch" if fs_group is not None else None,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    return {k: v for k, v in context.items() if v is not None}
-
-
-def _container_security_context() -> dict[str, Any]:
-    """vLLM needs no capability and no setuid: the GPU devices come from the device plugin."""
-    return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
 def _container(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}]
     if r.shm_gib:
@@ -96,7 +63,7 @@ def _container(spec: GptOssDeploymentSpec, r: Resolved) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": r.port, "protocol": "TCP"}],
         "resources": _resources(r),
         "volumeMounts": mounts,
-        "securityContext": _container_security_context(),
+        "securityContext": container_security_context(),
         # vLLM opens the port only once the engine is up, so /health failing means "still
         # loading" until the startup budget runs out (GAIE gpu-deployment.yaml, vLLM k8s docs).
         "startupProbe": _probe(
@@ -189,13 +156,15 @@ def pod_template(name: str, spec: GptOssDeploymentSpec, r: Resolved) -> dict[str
         "enableServiceLinks": False,
         # vLLM never calls the Kubernetes API: no token for an attacker inside the pod to use.
         "automountServiceAccountToken": False,
-        "securityContext": _pod_security_context(spec),
+        "securityContext": pod_security_context(spec),
         "terminationGracePeriodSeconds": r.termination_grace_period_seconds,
         "containers": [_container(spec, r)],
         "volumes": _volumes(name, spec, r),
         "tolerations": tolerations,
         "topologySpreadConstraints": _topology_spread(name),
     }
+    if r.download_job:
+        pod["initContainers"] = [weights_check_container(spec, r, container_security_context())]
     node_selector = {**dict(r.node_selector), **sched.node_selector}
     if node_selector:
         pod["nodeSelector"] = dict(sorted(node_selector.items()))

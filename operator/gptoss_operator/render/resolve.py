@@ -32,6 +32,8 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 CONTAINER_PORT = 8000
 CACHE_MOUNT = "/models"
 VLLM_CACHE_DIR = f"{CACHE_MOUNT}/vllm"
+# The harmony encodings the download Job puts on the claim.
+ENCODINGS_DIR = f"{CACHE_MOUNT}/tiktoken"
 SHM_GIB = 16
 # Scheduling, attaching the cache volume and pulling a ~10 GB vLLM image come before the startup
 # budget starts to count.
@@ -73,6 +75,8 @@ class Resolved:
     shm_gib: int
     cache_disk_gib: int | None
     """Size limit and ephemeral-storage request of an emptyDir model cache; None with a claim."""
+    download_job: bool
+    """A download Job fills the claim; the serving pods check its marker and run offline."""
     startup_budget_seconds: int
     progress_deadline_seconds: int
     termination_grace_period_seconds: int
@@ -127,8 +131,9 @@ def resolve_validated(
         cudagraph = profile.cudagraph_capture_size
     kv_dtype = engine.kv_cache_dtype or (profile.kv_cache_dtype if profile else None)
     shm = SHM_GIB if tp > 1 else 0
+    download_job = download_enabled(spec)
     budget = spec.probes.startup_budget_seconds or startup_budget(
-        facts.name, downloads=not spec.model_cache.offline
+        facts.name, downloads=not (spec.model_cache.offline or download_job)
     )
     sd = spec.shutdown
     custom = acc.custom
@@ -159,12 +164,33 @@ def resolve_validated(
         cache_disk_gib=None
         if spec.model_cache.existing_claim_name or spec.model_cache.size
         else facts.cache_disk_gib,
+        download_job=download_job,
         startup_budget_seconds=budget,
         progress_deadline_seconds=spec.rollout.progress_deadline_seconds
         or budget + PROGRESS_SLACK_SECONDS,
         termination_grace_period_seconds=sd.termination_grace_period_seconds
         or sd.pre_stop_sleep_seconds + sd.drain_seconds + GRACE_BUFFER_SECONDS,
     )
+
+
+def cache_claim_name(name: str, spec: GptOssDeploymentSpec) -> str | None:
+    """The PVC mounted at HF_HOME, or None for a per-pod emptyDir."""
+    cache = spec.model_cache
+    if cache.existing_claim_name:
+        return cache.existing_claim_name
+    return f"{name}-model-cache" if cache.size else None
+
+
+def download_enabled(spec: GptOssDeploymentSpec) -> bool:
+    """Whether a download Job fills the claim: a claim exists, the Job is on (default for a
+    claim the operator creates) and the repository is not a local path."""
+    cache = spec.model_cache
+    if not (cache.size or cache.existing_claim_name):
+        return False
+    if (spec.model.repository or "").startswith(("/", ".")):
+        return False
+    enabled = cache.download.enabled
+    return enabled if enabled is not None else bool(cache.size and not cache.existing_claim_name)
 
 
 def selector_labels(name: str) -> dict[str, str]:
