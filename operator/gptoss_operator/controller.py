@@ -31,7 +31,7 @@ from typing import Any
 from gptoss_operator import diagnose
 from gptoss_operator.budget import WRITE_LIMIT, WriteBudget
 from gptoss_operator.cached import cached_form
-from gptoss_operator.kube import Kube, KubeError
+from gptoss_operator.kube import REPLICASETS, Kube, KubeError
 from gptoss_operator.reconcile import (
     Live,
     Plan,
@@ -43,7 +43,14 @@ from gptoss_operator.reconcile import (
     stored_content,
     without_nulls,
 )
-from gptoss_operator.render import BY_KIND, CHILD_KINDS, SPEC_HASH_ANNOTATION
+from gptoss_operator.render import (
+    BY_KIND,
+    CHILD_KINDS,
+    INSTANCE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SPEC_HASH_ANNOTATION,
+)
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name) of a GptOssDeployment
@@ -275,7 +282,6 @@ class Controller:
         return Live(
             cr=cr,
             children=children,
-            replicasets=self._all(self.indexes.get(BY_KIND["ReplicaSet"].index, {}), key),
             pods=self._all(self.indexes.get(BY_KIND["Pod"].index, {}), key),
         )
 
@@ -301,6 +307,8 @@ class Controller:
             live.cr = {**live.cr, "status": written}
         now = _now()
         wake: float | None = None
+        if diagnose.may_roll_back(live.cr.get("status") or {}, live.children):
+            live.replicasets = self._replicasets(key)
         if state.loop and not state.budget.blocked(state.loop[0]):
             state.loop = None  # the backoff is over: try writing again
         if not state.loop:
@@ -329,6 +337,12 @@ class Controller:
         later = self._write_status(key, state, live, result)
         state.child_gone = False
         return min((w for w in (wake, later) if w is not None), default=None)
+
+    def _replicasets(self, key: Key) -> list[dict[str, Any]]:
+        """The resource's ReplicaSets, listed when a rollback may need one's pod template."""
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={key[1]}"
+        items, _ = self.kube.list_objects(REPLICASETS, key[0], selector)
+        return [cached_form({**rs, "kind": "ReplicaSet"}) for rs in items]
 
     def _track_generation(self, state: _KeyState, cr: dict[str, Any]) -> None:
         generation = int(cr["metadata"].get("generation", 0))

@@ -288,6 +288,14 @@ def deadline_exceeded(deployment: dict[str, Any] | None) -> bool:
     return _deployment_condition(deployment, "Progressing").get("reason") == PROGRESS_DEADLINE
 
 
+def may_roll_back(previous: dict[str, Any], children: list[dict[str, Any]]) -> bool:
+    """Whether an automatic rollback may be under way or due: one already is (it is kept while
+    the spec is unchanged), or the Deployment exceeded its progress deadline. Only then is the
+    last available ReplicaSet's template needed."""
+    deployment = next((c for c in children if c.get("kind") == "Deployment"), None)
+    return bool(previous.get("rolledBackSpecHash")) or deadline_exceeded(deployment)
+
+
 def condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
     return {
         "type": type_,

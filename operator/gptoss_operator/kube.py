@@ -59,6 +59,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
 
 
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
+REPLICASETS = Resource("apps", "v1", "replicasets")
 
 
 def resource_of(manifest: dict[str, Any]) -> Resource:

@@ -65,6 +65,7 @@ FORBIDDEN = [
     ("delete", "gptossdeployments.gptoss.dev", True),
     ("create", "gptossdeployments.gptoss.dev", True),
     ("patch", "replicasets.apps", True),
+    ("watch", "replicasets.apps", True),
     ("patch", "nodes", False),
     ("list", "nodes", False),
     ("list", "namespaces", False),
@@ -104,7 +105,6 @@ ALLOWED = [
         for verb in ("list", "watch", "create", "patch", "delete")
     ],
     ("list", "replicasets.apps"),
-    ("watch", "replicasets.apps"),
     ("list", "pods"),
     ("watch", "pods"),
     ("create", "events"),

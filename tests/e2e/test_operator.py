@@ -203,6 +203,6 @@ def test_the_operator_lists_only_its_own_children_and_pods(
         "labelSelector=app.kubernetes.io/managed-by=gptoss-operator,app.kubernetes.io/instance"
     )
     # ConfigMaps above all: every namespace holds some (kube-root-ca.crt), only ours are watched.
-    for resource in ("pods", "replicasets", "deployments", "services", "configmaps"):
+    for resource in ("pods", "deployments", "services", "configmaps"):
         assert selector in by_resource[resource], by_resource[resource]
     assert "labelSelector" not in by_resource["gptossdeployments"]

@@ -345,3 +345,13 @@ def test_run_as_non_root_with_a_root_image_is_explained() -> None:
         f"pod p: container vllm cannot start: {message}; set spec.securityContext.runAsUser to "
         "a non-root UID, or use an image whose USER is not root",
     )
+
+
+def test_the_replicasets_are_needed_only_when_a_rollback_may_be_due() -> None:
+    from gptoss_operator.diagnose import may_roll_back
+
+    fine = {**deployment(ready=2), "kind": "Deployment"}
+    stuck = {**deployment(ready=0, progressing="ProgressDeadlineExceeded"), "kind": "Deployment"}
+    assert not may_roll_back({}, [fine])
+    assert may_roll_back({}, [stuck])
+    assert may_roll_back({"rolledBackSpecHash": "abc"}, [fine])

@@ -98,10 +98,10 @@ CRDs is skipped by Kopf with a warning.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# Rollout history and pod health, for status and rollback.
+# The last available pod template, listed when an automatic rollback needs it.
 - apiGroups: ["apps"]
   resources: ["replicasets"]
-  verbs: ["list", "watch"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
