@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptoss_operator import diagnose
+from gptoss_operator import diagnose, metrics
 from gptoss_operator.budget import WRITE_LIMIT, WriteBudget
 from gptoss_operator.kube import Kube, KubeError
 from gptoss_operator.reconcile import (
@@ -122,6 +122,15 @@ class Controller:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    def queue_depth(self) -> tuple[int, int, int]:
+        """Resources with a reconcile (running, requested and waiting, scheduled), for metrics."""
+        states = list(self._keys.values())
+        return (
+            sum(s.running for s in states),
+            sum(s.dirty for s in states),
+            sum(s.timer is not None for s in states),
+        )
+
     def bind(self, indexes: Mapping[str, Mapping[Any, Any]]) -> None:
         self.indexes = indexes
 
@@ -177,7 +186,7 @@ class Controller:
         if live is None:
             return
         try:
-            wake = await asyncio.to_thread(self.reconcile, key, live)
+            wake = await asyncio.to_thread(metrics.timed(self.reconcile), key, live)
             state.failures = 0
         except Exception as error:  # an outage or a bug: log it, try again later, never crash
             state.failures += 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from gptoss_operator import metrics
 from gptoss_operator import settings as operator_settings
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.controller import Controller
@@ -54,6 +55,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if options.lease is not None:
         election = LeaderElection(controller, kube, *options.lease)
         memo.tasks.append(loop.create_task(election.run()))
+    metrics.watch(controller, election)
+    if options.metrics is not None:
+        metrics.serve(*options.metrics)
 
 
 @kopf.on.cleanup()

@@ -24,6 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from gptoss_operator import metrics
 from gptoss_operator.controller import Controller, Key
 from gptoss_operator.kube import CUSTOM_RESOURCE, Kube, Resource
 from gptoss_operator.reconcile import resource_version
@@ -133,6 +134,7 @@ class Watchdog:
             return
         self.resyncs += 1
         affected = self.compare(cached, listed)
+        metrics.resynced(len(affected))
         self.controller.request_soon(affected | set(self.controller.resources()))
 
     async def run(self) -> None:
@@ -150,6 +152,7 @@ class Watchdog:
             if not was_ready or time.monotonic() - last >= self.resync_seconds:
                 if not was_ready:
                     log.info("the apiserver is back; resyncing the watch caches")
+                    metrics.apiserver_returned()
                 was_ready = True
                 last = time.monotonic()
                 try:
