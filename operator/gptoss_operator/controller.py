@@ -210,6 +210,9 @@ class Controller:
             children=children,
             replicasets=self._all(self.indexes.get(BY_KIND["ReplicaSet"].index, {}), key),
             pods=self._all(self.indexes.get(BY_KIND["Pod"].index, {}), key),
+            autoscalers=self._all(
+                self.indexes.get(BY_KIND["HorizontalPodAutoscaler"].index, {}), key
+            ),
         )
 
     def _all(self, index: Mapping[Any, Any], key: Key) -> list[dict[str, Any]]:
@@ -225,6 +228,7 @@ class Controller:
         """Plan and write (blocking: run it in a worker thread); returns the seconds after which
         to look again, or None to wait for the next watch event."""
         state = self._state(key)
+        live.unserved = self.kube.unserved(CHILD_KINDS)  # add-ons not installed (KEDA)
         self._track_generation(state, live.cr)
         if self._namespace_going(key[0], state, live):
             return None  # the namespace controller is removing everything: write nothing

@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from gptoss_operator import metrics
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.reconcile import resource_version
-from gptoss_operator.render import WATCHED_KINDS
+from gptoss_operator.render import WATCHED_KINDS, WatchedKind
 
 FIELD_MANAGER = "gptoss-operator"
 log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ RESOURCES: dict[tuple[str, str], Resource] = {
 
 
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
+# How long API discovery's answer on an add-on's kind (KEDA installed or not) is reused.
+DISCOVERY_SECONDS = 60.0
 
 
 def resource_of(manifest: dict[str, Any]) -> Resource:
@@ -77,6 +81,7 @@ class Kube:
 
     def __init__(self, api_client: ApiClient) -> None:
         self.api = api_client
+        self._served: dict[str, tuple[bool, float]] = {}
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> Kube:
@@ -164,6 +169,29 @@ class Kube:
         except KubeError as error:
             if error.status != 404:
                 raise
+
+    def unserved(self, kinds: Iterable[WatchedKind]) -> frozenset[str]:
+        """The add-on kinds (`optional_api`) this apiserver does not serve, from API discovery
+        of their group version, remembered for a minute. An unanswered discovery counts as
+        served: the apply then says what is wrong."""
+        missing = set()
+        for kind in kinds:
+            if not kind.optional_api:
+                continue
+            cached = self._served.get(kind.api_version)
+            if cached is None or time.monotonic() - cached[1] > DISCOVERY_SECONDS:
+                cached = (self._discover(kind), time.monotonic())
+                self._served[kind.api_version] = cached
+            if not cached[0]:
+                missing.add(kind.kind)
+        return frozenset(missing)
+
+    def _discover(self, kind: WatchedKind) -> bool:
+        try:
+            group = self._call(f"discover {kind.api_version}", "GET", f"/apis/{kind.api_version}")
+        except KubeError as error:
+            return error.status != 404
+        return any(r.get("name") == kind.plural for r in group.get("resources") or [])
 
     def ready(self) -> bool:
         """Whether the apiserver answers /readyz (open to every authenticated user)."""

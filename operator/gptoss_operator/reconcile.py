@@ -38,6 +38,10 @@ class Live:
     children: list[dict[str, Any]] = field(default_factory=list)
     replicasets: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
+    # The HPA of the autoscaler (KEDA's), when there is one.
+    autoscalers: list[dict[str, Any]] = field(default_factory=list)
+    # Child kinds of add-ons the apiserver does not serve (KEDA not installed): not rendered.
+    unserved: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -193,6 +197,7 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
         return _failed(live, apply_failure, now)
 
     desired = render_resolved(meta["name"], meta["namespace"], spec, resolved, owner_reference(cr))
+    desired = [m for m in desired if m["kind"] not in live.unserved]
     deployment = next(m for m in desired if m["kind"] == "Deployment")
     spec_hash = diagnose.template_hash(deployment, SPEC_HASH_ANNOTATION) or ""
     live_by_key = {key_of(c): c for c in live.children}
@@ -227,7 +232,40 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
         previous=previous,
         rolled_back_from=rolled_back_from,
     )
-    return _with_status(result, cr, diagnose.build_status(obs, now))
+    status = diagnose.build_status(obs, now)
+    autoscaler = autoscaler_status(spec, live)
+    if autoscaler is not None:
+        status["autoscaler"] = autoscaler
+    result = _with_status(result, cr, status)
+    said = (previous.get("autoscaler") or {}).get("message")
+    if result.status is not None and autoscaler and autoscaler.get("message") not in (None, said):
+        result.events.append(("Warning", "AutoscalingUnavailable", autoscaler["message"]))
+    return result
+
+
+def autoscaler_status(spec: GptOssDeploymentSpec, live: Live) -> dict[str, Any] | None:
+    """status.autoscaler: the bounds, and what KEDA's HPA sees and wants (read from its status;
+    KEDA names it keda-hpa-<name>)."""
+    auto = spec.autoscaling
+    if not auto.enabled:
+        return None
+    status: dict[str, Any] = {"minReplicas": auto.min_replicas, "maxReplicas": auto.max_replicas}
+    if "ScaledObject" in live.unserved:
+        status["message"] = (
+            "spec.autoscaling needs KEDA: this cluster does not serve keda.sh/v1alpha1 "
+            "ScaledObjects; replicas stay at spec.replicas"
+        )
+        return status
+    name = f"keda-hpa-{live.cr['metadata']['name']}"
+    hpa = next((h for h in live.autoscalers if h["metadata"]["name"] == name), None)
+    if hpa is None:
+        return status
+    hpa_status = hpa.get("status") or {}
+    status["name"] = name
+    for key in ("currentReplicas", "desiredReplicas", "lastScaleTime"):
+        if hpa_status.get(key) is not None:
+            status[key] = hpa_status[key]
+    return status
 
 
 def _rollback(

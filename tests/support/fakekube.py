@@ -30,6 +30,7 @@ class FakeKube:
         self.events: list[tuple[str, str, str]] = []
         self.refuse: Callable[[dict[str, Any]], KubeError | None] = lambda m: None
         self._versions = itertools.count(100)
+        self.missing: frozenset[str] = frozenset()  # add-on kinds not served (KEDA absent)
 
     def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
@@ -58,6 +59,9 @@ class FakeKube:
     def delete(self, manifest: dict[str, Any], propagation: str = "Background") -> None:
         self.calls[f"delete {manifest['kind']}"] += 1
         self.objects.pop(key_of(manifest), None)
+
+    def unserved(self, kinds: object) -> frozenset[str]:
+        return self.missing
 
     def namespace_terminating(self, namespace: str) -> bool:
         self.calls["get namespace"] += 1

@@ -26,6 +26,25 @@ class Condition(ApiModel):
     """The spec generation the condition was computed from."""
 
 
+class AutoscalerStatus(ApiModel):
+    """What the autoscaler (KEDA's HPA) sees and wants, when spec.autoscaling is enabled."""
+
+    name: str | None = None
+    """The HPA KEDA created for the ScaledObject."""
+    min_replicas: int | None = None
+    """spec.autoscaling.minReplicas."""
+    max_replicas: int | None = None
+    """spec.autoscaling.maxReplicas."""
+    current_replicas: int | None = None
+    """Replicas the HPA last saw."""
+    desired_replicas: int | None = None
+    """Replicas the HPA last computed from the metric (it writes them to spec.replicas)."""
+    last_scale_time: str | None = None
+    """When the HPA last changed spec.replicas."""
+    message: str | None = None
+    """Why autoscaling does not act, e.g. KEDA is not installed."""
+
+
 class GptOssDeploymentStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -63,5 +82,7 @@ class GptOssDeploymentStatus(ApiModel):
     """Spec hash of the last rollout that became available (the rollback target)."""
     rolled_back_spec_hash: str | None = None
     """Spec hash of a failed rollout the operator rolled back from (autoRollback)."""
+    autoscaler: AutoscalerStatus | None = None
+    """The autoscaler's view, when spec.autoscaling is enabled."""
     conditions: list[Condition] = Field(default_factory=list)
     """Current conditions."""

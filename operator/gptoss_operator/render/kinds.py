@@ -12,6 +12,7 @@ from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.render.auth import build_auth_config_map
+from gptoss_operator.render.autoscaling import build_scaled_object
 from gptoss_operator.render.optional import (
     build_cache_pvc,
     build_network_policy,
@@ -46,6 +47,9 @@ class WatchedKind:
     recreatable: bool = False
     # Fields of `spec` the apiserver allocates, which a replacement (PUT) carries over.
     kept_on_replace: tuple[str, ...] = ()
+    # Served only where an add-on's CRD is installed (KEDA): rendered only when the apiserver
+    # serves it, and otherwise reported in status instead of failing the whole reconcile.
+    optional_api: bool = False
 
     @property
     def api_version(self) -> str:
@@ -99,6 +103,18 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
         build_pod_monitor,
         prunable=True,
     ),
+    # Only where KEDA is installed; its HPA (KEDA copies the ScaledObject's labels onto it) is
+    # watched for the autoscaler's current and desired replicas in status.
+    WatchedKind(
+        "ScaledObject",
+        "keda.sh",
+        "v1alpha1",
+        "scaledobjects",
+        build_scaled_object,
+        prunable=True,
+        optional_api=True,
+    ),
+    WatchedKind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers"),
     WatchedKind("ReplicaSet", "apps", "v1", "replicasets", triggers=False),
     WatchedKind("Pod", "", "v1", "pods"),
 )
