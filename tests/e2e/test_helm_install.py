@@ -63,6 +63,9 @@ FORBIDDEN = [
     ("delete", "gptossdeployments.gptoss.dev", True),
     ("create", "gptossdeployments.gptoss.dev", True),
     ("patch", "replicasets.apps", True),
+    ("patch", "horizontalpodautoscalers.autoscaling", True),
+    ("delete", "horizontalpodautoscalers.autoscaling", True),
+    ("update", "scaledobjects.keda.sh", True),
     ("patch", "nodes", False),
     ("list", "nodes", False),
     ("list", "namespaces", False),
@@ -96,10 +99,13 @@ ALLOWED = [
             "poddisruptionbudgets.policy",
             "networkpolicies.networking.k8s.io",
             "podmonitors.monitoring.coreos.com",
+            "scaledobjects.keda.sh",
             "configmaps",
         )
         for verb in ("list", "watch", "create", "patch", "delete")
     ],
+    ("list", "horizontalpodautoscalers.autoscaling"),
+    ("watch", "horizontalpodautoscalers.autoscaling"),
     ("list", "replicasets.apps"),
     ("watch", "replicasets.apps"),
     ("list", "pods"),

@@ -1,0 +1,124 @@
+"""Autoscaling on vLLM's waiting requests, end to end with the real KEDA (built from the Go
+module proxy) and the real HPA controller of kube-controller-manager: the operator renders the
+ScaledObject, KEDA creates the HPA, the HPA reads the external metric through KEDA's metrics
+apiserver (aggregation layer), KEDA's prometheus scaler asks the Prometheus stand-in the
+ScaledObject's own PromQL, and the HPA scales the GptOssDeployment through its scale
+subresource; the operator then rolls the Deployment to that count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gptoss_operator.render.autoscaling import query
+from gptoss_operator.validation import parse_spec
+from support.gptoss import apply, get, manifest
+from support.keda import Keda
+from support.operator import OperatorProcess
+from support.promstub import PromStub
+from support.testbed import Testbed, wait_until
+
+pytestmark = pytest.mark.testbed
+OPERATOR_USER = "gptoss-operator"
+WINDOW = 20  # the test's scale-down stabilisation window (the default is 20 minutes)
+
+
+@pytest.fixture(scope="module")
+def keda(testbed: Testbed, gptoss_crd: object) -> Keda:
+    running = Keda(testbed)
+    running.start()
+    return running
+
+
+@pytest.fixture
+def prom() -> Iterator[PromStub]:
+    with PromStub() as stub:
+        yield stub
+
+
+def replicas(testbed: Testbed, namespace: str, name: str) -> tuple[int, int, dict[str, object]]:
+    cr = get(testbed, namespace, name)
+    status = cr.get("status") or {}
+    return int(cr["spec"]["replicas"]), int(status.get("readyReplicas") or 0), status
+
+
+def test_scales_on_waiting_requests_through_the_scale_subresource(
+    testbed: Testbed, operator: OperatorProcess, keda: Keda, prom: PromStub, namespace: str
+) -> None:
+    autoscaling = {
+        "enabled": True,
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "target": 2,
+        "scaleDownStabilizationSeconds": WINDOW,
+        "pollingIntervalSeconds": 5,
+        "prometheusAddress": prom.url,
+    }
+    body = manifest("auto", accelerator={"profile": "L40S"}, replicas=1, autoscaling=autoscaling)
+    waiting = query("auto", namespace, parse_spec(body["spec"]))
+    prom.set(waiting, 0)
+    with testbed.extra_nodes("autoscale", "l40s", 1):
+        apply(testbed, namespace, body)
+        wait_until(
+            lambda: (
+                testbed.kubectl(
+                    "-n", namespace, "get", "hpa", "keda-hpa-auto", check=False
+                ).returncode
+                == 0
+            ),
+            60,
+            "KEDA's HPA for the ScaledObject",
+        )
+        wait_until(lambda: replicas(testbed, namespace, "auto")[1] == 1, 60, "one ready replica")
+
+        # 5 waiting requests on 1 replica, target 2 per replica: ceil(5 / 2) = 3 replicas.
+        prom.set(waiting, 5)
+        start = time.monotonic()
+        wait_until(lambda: replicas(testbed, namespace, "auto")[0] == 3, 90, "spec.replicas 3")
+        up = time.monotonic() - start
+        wait_until(lambda: replicas(testbed, namespace, "auto")[1] == 3, 60, "3 ready replicas")
+        ready = time.monotonic() - start
+        assert prom.asked[waiting] > 0, f"KEDA asked other queries: {dict(prom.asked)}"
+        status = wait_until(
+            lambda: (
+                (s := replicas(testbed, namespace, "auto")[2].get("autoscaler"))
+                and (s.get("currentReplicas"), s.get("desiredReplicas")) == (3, 3)
+                and s
+            ),
+            60,
+            "status.autoscaler to show the HPA's 3 replicas",
+        )
+        assert status == {
+            "name": "keda-hpa-auto",
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "currentReplicas": 3,
+            "desiredReplicas": 3,
+            "lastScaleTime": status["lastScaleTime"],
+        }
+
+        # Far more than 3 replicas could serve: the maximum holds.
+        prom.set(waiting, 100)
+        asked = prom.asked[waiting]
+        wait_until(lambda: prom.asked[waiting] >= asked + 2, 60, "two more HPA metric reads")
+        assert replicas(testbed, namespace, "auto")[0] == 3
+        # While the HPA keeps reading the metric (its status changes), the operator writes
+        # nothing: it watches the HPA only to report it.
+        assert testbed.writes_during(20, OPERATOR_USER, namespace) == []
+
+        # 4 waiting on 3 replicas: ceil(4 / 2) = 2, but only once the window has passed.
+        prom.set(waiting, 4)
+        start = time.monotonic()
+        wait_until(lambda: replicas(testbed, namespace, "auto")[0] == 2, 120, "spec.replicas 2")
+        down = time.monotonic() - start
+        assert down >= WINDOW - 1, f"scaled down after {down:.0f}s, inside the {WINDOW}s window"
+        wait_until(lambda: replicas(testbed, namespace, "auto")[1] == 2, 60, "2 ready replicas")
+        deployment = testbed.get("-n", namespace, "deployment", "auto")
+        assert deployment["spec"]["replicas"] == 2
+    print(
+        f"\nscale 1 -> 3: spec.replicas after {up:.1f}s, 3 ready after {ready:.1f}s; "
+        f"3 -> 2 after {down:.1f}s (stabilisation window {WINDOW}s)"
+    )
