@@ -133,6 +133,17 @@ class _Levels(Collector):
         self.election: _Leader | None = None
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        # Scrapes run in the metrics server's thread while the event loop changes the queue and
+        # the caches: a dict that changed size mid-read is read again.
+        for attempt in range(3):
+            try:
+                return list(self._collect())
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+        return []
+
+    def _collect(self) -> Iterable[GaugeMetricFamily]:
         ctl = self.controller
         leader = GaugeMetricFamily(
             f"{PREFIX}_leader",
