@@ -510,6 +510,7 @@ def test_watch_namespaces_installs_roles_only_in_them(
         )  # fmt: skip
         assert operator_args(testbed, namespace, release) == [
             f"--namespace={work}",
+            "--metrics-port=8081",
             "--leader-elect",
             f"--lease={namespace}/{release}",
         ]
