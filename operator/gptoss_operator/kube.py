@@ -81,7 +81,7 @@ class Kube:
 
     def __init__(self, api_client: ApiClient) -> None:
         self.api = api_client
-        self._served: dict[str, tuple[bool, float]] = {}
+        self._served: dict[str, tuple[frozenset[str] | None, float]] = {}
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> Kube:
@@ -180,18 +180,20 @@ class Kube:
                 continue
             cached = self._served.get(kind.api_version)
             if cached is None or time.monotonic() - cached[1] > DISCOVERY_SECONDS:
-                cached = (self._discover(kind), time.monotonic())
+                cached = (self._discover(kind.api_version), time.monotonic())
                 self._served[kind.api_version] = cached
-            if not cached[0]:
+            if cached[0] is not None and kind.plural not in cached[0]:
                 missing.add(kind.kind)
         return frozenset(missing)
 
-    def _discover(self, kind: WatchedKind) -> bool:
+    def _discover(self, api_version: str) -> frozenset[str] | None:
+        """The resources a group version serves (none when it is not served at all); None
+        when discovery did not answer."""
         try:
-            group = self._call(f"discover {kind.api_version}", "GET", f"/apis/{kind.api_version}")
+            group = self._call(f"discover {api_version}", "GET", f"/apis/{api_version}")
         except KubeError as error:
-            return error.status != 404
-        return any(r.get("name") == kind.plural for r in group.get("resources") or [])
+            return frozenset() if error.status == 404 else None
+        return frozenset(str(r.get("name")) for r in group.get("resources") or [])
 
     def ready(self) -> bool:
         """Whether the apiserver answers /readyz (open to every authenticated user)."""

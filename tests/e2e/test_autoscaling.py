@@ -8,11 +8,14 @@ subresource; the operator then rolls the Deployment to that count.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from gptoss_operator.kube import Kube
+from gptoss_operator.render import BY_KIND
 from gptoss_operator.render.autoscaling import query
 from gptoss_operator.validation import parse_spec
 from support.gptoss import apply, get, manifest
@@ -37,6 +40,19 @@ def keda(testbed: Testbed, gptoss_crd: object) -> Keda:
 def prom() -> Iterator[PromStub]:
     with PromStub() as stub:
         yield stub
+
+
+def test_discovery_tells_an_installed_add_on_from_a_missing_one(
+    testbed: Testbed, gptoss_crd: object
+) -> None:
+    """What decides whether the ScaledObject is rendered: the apiserver's API discovery (here
+    KEDA's CRDs are installed; a group that does not exist, and a kind its group lacks, are
+    not served)."""
+    kube = Kube.from_environment(str(testbed.kubeconfig))
+    keda = BY_KIND["ScaledObject"]
+    no_group = dataclasses.replace(keda, kind="Nothing", group="nothing.gptoss.dev")
+    no_kind = dataclasses.replace(keda, kind="ScaledWidget", plural="scaledwidgets")
+    assert kube.unserved([keda, no_group, no_kind]) == {"Nothing", "ScaledWidget"}
 
 
 def replicas(testbed: Testbed, namespace: str, name: str) -> tuple[int, int, dict[str, object]]:
