@@ -2,9 +2,9 @@
 # Build the test bed's binaries from the Go module proxy, through the committed wrapper modules
 # in gomod/. Each tool lands in $TESTBED_CACHE/bin/<tool>-<version>-<go version>/ with a
 # .complete marker written last, so a second run is a no-op. Prints the directories as
-# KEY=DIR lines (K8S_BIN, ETCD_BIN, KWOK_BIN, HELM_BIN, KEDA_BIN) on stdout; progress goes to stderr.
+# KEY=DIR lines (K8S_BIN, ETCD_BIN, KWOK_BIN, HELM_BIN, KEDA_BIN, PROMQL_BIN) on stdout; progress goes to stderr.
 #
-#   build.sh [kubernetes|etcd|kwok|helm|keda|all]
+#   build.sh [kubernetes|etcd|kwok|helm|keda|promql|all]
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -112,13 +112,20 @@ keda() {
   fi
 }
 
+promql() {
+  # Prometheus' own PromQL parser behind a command of ours (gomod/promql/main.go), which checks
+  # the queries of the dashboard, the alerts and the autoscaler (tests/e2e/test_promql.py).
+  build promql "$PROMETHEUS_VERSION" "" .
+}
+
 case "${1:-all}" in
-  kubernetes|etcd|kwok|helm|keda) "$1" ;;
-  all) kubernetes; etcd; kwok; helm; keda ;;
-  *) echo "usage: $0 [kubernetes|etcd|kwok|helm|keda|all]" >&2; exit 2 ;;
+  kubernetes|etcd|kwok|helm|keda|promql) "$1" ;;
+  all) kubernetes; etcd; kwok; helm; keda; promql ;;
+  *) echo "usage: $0 [kubernetes|etcd|kwok|helm|keda|promql|all]" >&2; exit 2 ;;
 esac
 echo "K8S_BIN=$(out_dir kubernetes "$K8S_VERSION")"
 echo "ETCD_BIN=$(out_dir etcd "$ETCD_VERSION")"
 echo "KWOK_BIN=$(out_dir kwok "$KWOK_VERSION")"
 echo "HELM_BIN=$(out_dir helm "$HELM_VERSION")"
 echo "KEDA_BIN=$(out_dir keda "$KEDA_VERSION")"
+echo "PROMQL_BIN=$(out_dir promql "$PROMETHEUS_VERSION")"

@@ -78,5 +78,8 @@ case "${1:-all}" in
   kwok) pin_simple kwok 1.26.0 "sigs.k8s.io/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok" ;;
   helm) pin_simple helm 1.26.0 "helm.sh/helm/v3@$HELM_VERSION" "helm.sh/helm/v3/cmd/helm" ;;
   keda) pin_keda ;;
-  all) "$0" kubernetes; "$0" etcd; "$0" kwok; "$0" helm; "$0" keda ;;
+  # A module of ours (main.go), not a generated wrapper: only its Prometheus version moves.
+  promql) (cd "$HERE/gomod/promql" \
+    && go get "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" && go mod tidy) ;;
+  all) "$0" kubernetes; "$0" etcd; "$0" kwok; "$0" helm; "$0" keda; "$0" promql ;;
 esac
