@@ -1,9 +1,10 @@
 """Autoscaling on vLLM's waiting requests, end to end with the real KEDA (built from the Go
 module proxy) and the real HPA controller of kube-controller-manager: the operator renders the
 ScaledObject, KEDA creates the HPA, the HPA reads the external metric through KEDA's metrics
-apiserver (aggregation layer), KEDA's prometheus scaler asks the Prometheus stand-in the
-ScaledObject's own PromQL, and the HPA scales the GptOssDeployment through its scale
-subresource; the operator then rolls the Deployment to that count.
+apiserver (aggregation layer), KEDA's prometheus scaler asks Prometheus the ScaledObject's own
+PromQL (a real Prometheus scraping vLLM's metric names, or a stand-in of its query API whose
+value changes at once), and the HPA scales the GptOssDeployment through its scale subresource;
+the operator then rolls the Deployment to that count.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from gptoss_operator.validation import parse_spec
 from support.gptoss import apply, get, manifest
 from support.keda import Keda
 from support.operator import OperatorProcess
+from support.prometheus import Prometheus
 from support.promstub import PromStub
 from support.testbed import Testbed, wait_until
+from support.vllmstub import VllmMetrics
 
 pytestmark = pytest.mark.testbed
 OPERATOR_USER = "gptoss-operator"
@@ -138,3 +141,56 @@ def test_scales_on_waiting_requests_through_the_scale_subresource(
         f"\nscale 1 -> 3: spec.replicas after {up:.1f}s, 3 ready after {ready:.1f}s; "
         f"3 -> 2 after {down:.1f}s (stabilisation window {WINDOW}s)"
     )
+
+
+def test_scales_on_what_a_real_prometheus_scraped(
+    testbed: Testbed, operator: OperatorProcess, keda: Keda, namespace: str
+) -> None:
+    """The same path with a real Prometheus between KEDA and vLLM's metric names: it scrapes
+    a process serving them under a pod of this resource, and decoys (a pod of another resource
+    whose name starts with this one's, the same pod name in another namespace) that the
+    rendered PromQL must leave out."""
+    with (
+        VllmMetrics() as pod,
+        VllmMetrics() as longer_name,
+        VllmMetrics() as other_namespace,
+    ):
+        longer_name.waiting(2)
+        other_namespace.waiting(2)
+        targets = [
+            (pod.target, {"namespace": namespace, "pod": "auto-7d9f8b6c5d-x2kqz"}),
+            (longer_name.target, {"namespace": namespace, "pod": "auto-big-7d9f8b6c5d-x2kqz"}),
+            (other_namespace.target, {"namespace": "elsewhere", "pod": "auto-7d9f8b6c5d-x2kqz"}),
+        ]
+        with Prometheus(testbed, targets) as prometheus:
+            autoscaling = {
+                "enabled": True,
+                "maxReplicas": 3,
+                "target": 2,
+                "scaleDownStabilizationSeconds": WINDOW,
+                "prometheusAddress": prometheus.url,
+            }
+            body = manifest(
+                "auto", accelerator={"profile": "L40S"}, replicas=1, autoscaling=autoscaling
+            )
+            waiting = query("auto", namespace, parse_spec(body["spec"]))
+            wait_until(lambda: prometheus.value(waiting) == 0, 30, "the first scrapes")
+            with testbed.extra_nodes("autoscale-prom", "l40s", 1):
+                apply(testbed, namespace, body)
+                pod.waiting(5)  # ceil(5 / 2) = 3; with the decoys it would still be 3 (max)
+                wait_until(lambda: prometheus.value(waiting) == 5, 30, "Prometheus to see 5")
+                # The decoys are scraped too; the rendered query leaves them out.
+                assert prometheus.value("sum(vllm:num_requests_waiting)") == 9
+                start = time.monotonic()
+                wait_until(
+                    lambda: replicas(testbed, namespace, "auto")[0] == 3, 90, "spec.replicas 3"
+                )
+                up = time.monotonic() - start
+                pod.waiting(4)  # ceil(4 / 2) = 2; with the decoys' 4 more it would stay 3
+                start = time.monotonic()
+                wait_until(
+                    lambda: replicas(testbed, namespace, "auto")[0] == 2, 120, "spec.replicas 2"
+                )
+                down = time.monotonic() - start
+                assert down >= WINDOW - 1
+    print(f"\nreal Prometheus: 1 -> 3 after {up:.1f}s; 3 -> 2 after {down:.1f}s")

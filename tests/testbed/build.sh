@@ -2,9 +2,9 @@
 # Build the test bed's binaries from the Go module proxy, through the committed wrapper modules
 # in gomod/. Each tool lands in $TESTBED_CACHE/bin/<tool>-<version>-<go version>/ with a
 # .complete marker written last, so a second run is a no-op. Prints the directories as
-# KEY=DIR lines (K8S_BIN, ETCD_BIN, KWOK_BIN, HELM_BIN, KEDA_BIN, PROMQL_BIN) on stdout; progress goes to stderr.
+# KEY=DIR lines (K8S_BIN, ... KEDA_BIN, PROMQL_BIN, PROMETHEUS_BIN) on stdout; progress goes to stderr.
 #
-#   build.sh [kubernetes|etcd|kwok|helm|keda|promql|all]
+#   build.sh [kubernetes|etcd|kwok|helm|keda|promql|prometheus|all]
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -118,10 +118,19 @@ promql() {
   build promql "$PROMETHEUS_VERSION" "" .
 }
 
+prometheus() {
+  # The real Prometheus between KEDA and vLLM's metric names in the autoscaling test. Without
+  # its service-discovery plugins (remove_all_sd: static targets only), which pull in every
+  # cloud SDK; without the web UI's assets (the API needs none).
+  local p=github.com/prometheus/common/version
+  build prometheus "$PROMETHEUS_VERSION" "-X $p.Version=$PROMETHEUS_RELEASE -X $p.Branch=release" \
+    -tags remove_all_sd github.com/prometheus/prometheus/cmd/prometheus
+}
+
 case "${1:-all}" in
-  kubernetes|etcd|kwok|helm|keda|promql) "$1" ;;
-  all) kubernetes; etcd; kwok; helm; keda; promql ;;
-  *) echo "usage: $0 [kubernetes|etcd|kwok|helm|keda|promql|all]" >&2; exit 2 ;;
+  kubernetes|etcd|kwok|helm|keda|promql|prometheus) "$1" ;;
+  all) kubernetes; etcd; kwok; helm; keda; promql; prometheus ;;
+  *) echo "usage: $0 [kubernetes|etcd|kwok|helm|keda|promql|prometheus|all]" >&2; exit 2 ;;
 esac
 echo "K8S_BIN=$(out_dir kubernetes "$K8S_VERSION")"
 echo "ETCD_BIN=$(out_dir etcd "$ETCD_VERSION")"
@@ -129,3 +138,4 @@ echo "KWOK_BIN=$(out_dir kwok "$KWOK_VERSION")"
 echo "HELM_BIN=$(out_dir helm "$HELM_VERSION")"
 echo "KEDA_BIN=$(out_dir keda "$KEDA_VERSION")"
 echo "PROMQL_BIN=$(out_dir promql "$PROMETHEUS_VERSION")"
+echo "PROMETHEUS_BIN=$(out_dir prometheus "$PROMETHEUS_VERSION")"

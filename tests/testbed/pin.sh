@@ -81,5 +81,7 @@ case "${1:-all}" in
   # A module of ours (main.go), not a generated wrapper: only its Prometheus version moves.
   promql) (cd "$HERE/gomod/promql" \
     && go get "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" && go mod tidy) ;;
-  all) "$0" kubernetes; "$0" etcd; "$0" kwok; "$0" helm; "$0" keda; "$0" promql ;;
+  prometheus) pin_simple prometheus 1.26.0 "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" \
+          "github.com/prometheus/prometheus/cmd/prometheus" ;;
+  all) "$0" kubernetes; "$0" etcd; "$0" kwok; "$0" helm; "$0" keda; "$0" promql; "$0" prometheus ;;
 esac
