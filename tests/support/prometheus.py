@@ -5,6 +5,7 @@ PodMonitor would attach. Used as a context manager; its data and log live in the
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,7 +33,9 @@ class Prometheus:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Prometheus:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # Fresh data: series of an earlier run would still answer within the 5-minute lookback.
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [
