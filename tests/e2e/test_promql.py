@@ -13,8 +13,8 @@ import pytest
 
 from gptoss_operator.render.autoscaling import query
 from gptoss_operator.validation import parse_spec
+from support.observability import alert_queries, dashboard_queries
 from support.testbed import Testbed
-from unit.test_dashboard import alert_queries, dashboard_queries
 
 pytestmark = pytest.mark.testbed
 GRAFANA = {

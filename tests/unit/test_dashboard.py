@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,10 +17,8 @@ from gptoss_operator import metrics
 from gptoss_operator.render.autoscaling import query
 from gptoss_operator.validation import parse_spec
 from gptoss_operator.vllm_metrics import exported_series
+from support.observability import DASHBOARD, alert_queries, dashboard_queries
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "gptoss-operator"
-DASHBOARD = CHART / "dashboards" / "gptoss.json"
-ALERTS = CHART / "alerts" / "gptoss.rules.yaml"
 # A metric name in PromQL: vLLM's `vllm:` prefix or the operator's; `up` and functions aside.
 NAME = re.compile(r"\b(vllm:[a-z0-9_:]+|gptoss_[a-z0-9_]+)\b")
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
@@ -66,24 +62,6 @@ def operator_series() -> set[str]:
         if family.name.startswith("gptoss_")
         for suffix in SUFFIXES[family.type]
     }
-
-
-def dashboard_queries() -> list[tuple[str, str]]:
-    board = json.loads(DASHBOARD.read_text())
-    found = [
-        (panel["title"], target["expr"])
-        for panel in board["panels"]
-        for target in panel.get("targets", [])
-    ]
-    for variable in board["templating"]["list"]:
-        if variable["type"] == "query":
-            found.append((variable["name"], variable["query"]["query"]))
-    return found
-
-
-def alert_queries() -> list[tuple[str, str]]:
-    rules = yaml.safe_load(ALERTS.read_text())
-    return [(r["alert"], r["expr"]) for g in rules["groups"] for r in g["rules"]]
 
 
 def test_the_dashboard_is_a_grafana_dashboard() -> None:
