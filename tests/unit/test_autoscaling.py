@@ -1,6 +1,6 @@
 """spec.autoscaling: the ScaledObject it renders (the query KEDA asks, how the HPA compares it),
 what the operator does where KEDA is not installed, and status.autoscaler from KEDA's HPA.
-KEDA itself scaling on these objects is tested on the test bed (tests/e2e/test_autoscaling.py)."""
+KEDA itself scaling on these objects is tested on the test bed (tests/e2e/test_keda_autoscaling.py)."""
 
 from __future__ import annotations
 
