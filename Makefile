@@ -69,7 +69,7 @@ test: $(VENV)/.vllm testbed-build ## the whole suite, as CI runs it (starts the 
 	$(MAKE) lint lint-image
 	$(PY) -m pytest tests/unit tests/e2e tests/faults -q --durations=10
 
-bench: venv testbed-build ## benchmarks: operator writes and latency against a plain client
+bench: venv testbed-build ## benchmarks at N=40,200,1000 (BENCH_SIZES): operator against a plain client; table and plot in dist/bench/
 	$(PY) -m pytest tests/bench -q -s
 
 run: venv testbed-build ## run the operator (on the test bed when no KUBECONFIG is given)

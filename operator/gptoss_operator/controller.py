@@ -19,15 +19,18 @@ import asyncio
 import copy
 import datetime
 import hashlib
+import itertools
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from gptoss_operator import diagnose, metrics
 from gptoss_operator.budget import WRITE_LIMIT, WriteBudget
+from gptoss_operator.cached import cached_form
 from gptoss_operator.kube import Kube, KubeError
 from gptoss_operator.reconcile import (
     Live,
@@ -36,6 +39,7 @@ from gptoss_operator.reconcile import (
     key_of,
     plan,
     resource_version,
+    status_urgent,
     stored_content,
 )
 from gptoss_operator.render import BY_KIND, CHILD_KINDS, SPEC_HASH_ANNOTATION
@@ -54,19 +58,38 @@ NAMESPACE_CHECK_SECONDS = 5.0
 # Persistent failures (a 500 from the apiserver, a bug) show in status after this many tries.
 FAILURES_BEFORE_STATUS = 3
 TRANSIENT_STATUSES = frozenset({0, 409, 429, 503, 504})
+# A status change that is only progress (the same phase, no condition flipping: "0/1 ready" to
+# "starting") waits this long for the next one, and only the latest is written; so a resource
+# coming up writes its status about twice, not once per step. Readiness, problems and spec
+# edits are written at once.
+PROGRESS_STATUS_DELAY = 5.0
+# Reconciles run in this many threads. Each reconcile is a few HTTP calls in a row, so threads
+# overlap waiting, not computing (the GIL); past about 8 the apiserver on the same machine
+# becomes the bottleneck and its latency grows faster than throughput (docs/benchmarks.md).
+WORKERS = 8
+# Queue priorities: a resource whose children may need writing (new, edited, a child deleted)
+# goes before one whose pods merely changed, so a burst of new resources gets its Deployments
+# first; but a status update waits for them at most PRIORITY_DELAY seconds (the queue is
+# ordered by due time), so a stream of new resources cannot hold back "Ready" for long.
+FIRST, CHILDREN, STATUS = 0, 1, 2
+PRIORITY_DELAY = {FIRST: 0.0, CHILDREN: 0.0, STATUS: 1.0}
 
 
 @dataclass
 class _KeyState:
     running: bool = False
+    queued: bool = False
     dirty: bool = False
     failures: int = 0
     timer: asyncio.TimerHandle | None = None
     timer_due: float = 0.0
-    # What this operator last wrote, with the resourceVersion the server answered. A watch cache
-    # that still shows an older version has simply not caught up: not a reason to write again.
-    applied: dict[Child, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    # What this operator last wrote (a digest of the manifest), with the resourceVersion the
+    # server answered. A watch cache that still shows an older version has simply not caught
+    # up: not a reason to write again.
+    applied: dict[Child, tuple[int, str]] = field(default_factory=dict)
     status: tuple[int, dict[str, Any]] | None = None
+    # Since when a progress-only status change has waited (see PROGRESS_STATUS_DELAY).
+    status_pending_since: float | None = None
     # Fingerprints of (desired, live) pairs the apiserver's dry-run found already applied.
     verdicts: dict[Child, str] = field(default_factory=dict)
     budget: WriteBudget = field(default_factory=WriteBudget)
@@ -78,7 +101,11 @@ class _KeyState:
 
 
 def _fingerprint(desired: dict[str, Any], live: dict[str, Any]) -> str:
-    text = json.dumps([desired, stored_content(live)], sort_keys=True, default=str)
+    return _digest([desired, stored_content(live)])
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -94,10 +121,18 @@ class Controller:
         kube: Kube,
         clock: Callable[[], float] = time.monotonic,
         settle_seconds: float = SETTLE_SECONDS,
+        workers: int = WORKERS,
+        progress_delay: float = PROGRESS_STATUS_DELAY,
     ) -> None:
         self.kube = kube
         self.clock = clock
         self.settle_seconds = settle_seconds
+        self.progress_delay = progress_delay
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
+        self._queue: asyncio.PriorityQueue[tuple[float, int, Key]] | None = None
+        self._order = itertools.count()
+        self._worker_tasks: list[asyncio.Task[None]] = []
         self.indexes: Mapping[str, Mapping[Any, Any]] = {}
         self._keys: dict[Key, _KeyState] = {}
         self._namespaces: dict[str, tuple[bool, float]] = {}
@@ -152,18 +187,55 @@ class Controller:
         return self._keys.setdefault(key, _KeyState(budget=WriteBudget(clock=self.clock)))
 
     async def request(self, key: Key) -> None:
-        """Reconcile `key` now, or right after the reconcile already running for it."""
+        """Queue a reconcile of `key`; one already queued or running for it absorbs this one
+        (a running one goes round again). Returns at once: watch events never wait on the API."""
         state = self._state(key)
         state.dirty = True
-        if state.running or not self.active:
+        if state.running or state.queued or not self.active:
             return
-        state.running = True
-        try:
-            while state.dirty:
-                state.dirty = False
-                await self._attempt(key, state)
-        finally:
-            state.running = False
+        queue = self._start_workers()
+        state.queued = True
+        due = self.clock() + PRIORITY_DELAY[self._priority(key, state)]
+        queue.put_nowait((due, next(self._order), key))
+
+    def _priority(self, key: Key, state: _KeyState) -> int:
+        if state.generation is None:
+            return FIRST
+        cr = self._one(self.indexes.get("gptoss_by_key", {}), key)
+        edited = cr is not None and cr["metadata"].get("generation") != state.generation
+        return CHILDREN if edited or state.child_gone else STATUS
+
+    def _start_workers(self) -> asyncio.PriorityQueue[tuple[float, int, Key]]:
+        if self._queue is None:
+            self._queue = asyncio.PriorityQueue()
+            self._worker_tasks = [
+                asyncio.ensure_future(self._work(self._queue)) for _ in range(self.workers)
+            ]
+        return self._queue
+
+    async def _work(self, queue: asyncio.PriorityQueue[tuple[float, int, Key]]) -> None:
+        while True:
+            _, _, key = await queue.get()
+            state = self._state(key)
+            state.queued = False
+            state.running = True
+            try:
+                while state.dirty and self.active:
+                    state.dirty = False
+                    await self._attempt(key, state)
+            finally:
+                state.running = False
+                queue.task_done()
+
+    async def idle(self) -> None:
+        """Wait until every queued reconcile has run (tests, and shutting down cleanly)."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    def stop(self) -> None:
+        for task in self._worker_tasks:
+            task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _schedule(self, key: Key, state: _KeyState, delay: float) -> None:
         """Request `key` again in `delay` seconds (an earlier timer already set wins)."""
@@ -185,15 +257,18 @@ class Controller:
         live = self._live(key)
         if live is None:
             return
+        loop = asyncio.get_running_loop()
         try:
-            wake = await asyncio.to_thread(metrics.timed(self.reconcile), key, live)
+            wake = await loop.run_in_executor(self._pool, metrics.timed(self.reconcile), key, live)
             state.failures = 0
         except Exception as error:  # an outage or a bug: log it, try again later, never crash
             state.failures += 1
             delay = min(2.0**state.failures, MAX_BACKOFF_SECONDS)
             log.warning("reconcile of %s/%s failed (%s); retrying in %.0fs", *key, error, delay)
             if state.failures >= FAILURES_BEFORE_STATUS:
-                await asyncio.to_thread(self._report_failure, key, state, live, error)
+                await loop.run_in_executor(
+                    self._pool, self._report_failure, key, state, live, error
+                )
             wake = delay
         if wake:
             self._schedule(key, state, wake)
@@ -263,9 +338,9 @@ class Controller:
             # backoff ends, and the status says why.
             result = plan(live, now, apply_failure=state.loop[1])
             wake = state.budget.blocked(state.loop[0])
-        self._write_status(key, state, live, result)
+        later = self._write_status(key, state, live, result)
         state.child_gone = False
-        return wake
+        return min((w for w in (wake, later) if w is not None), default=None)
 
     def _track_generation(self, state: _KeyState, cr: dict[str, Any]) -> None:
         generation = int(cr["metadata"].get("generation", 0))
@@ -308,14 +383,14 @@ class Controller:
             child = key_of(manifest)
             current = live_by_key.get(child)
             last = state.applied.get(child)
-            if current is None or (last is not None and last[1] != manifest):
+            if current is None or (last is not None and last[1] != _digest(manifest)):
                 writes.append(manifest)  # missing, or the spec changed since our last write
                 continue
             fingerprint = _fingerprint(manifest, current)
             if state.verdicts.get(child) == fingerprint:
                 continue
             try:
-                stored = stored_content(self.kube.apply(manifest, dry_run=True))
+                stored = stored_content(cached_form(self.kube.apply(manifest, dry_run=True)))
             except KubeError as error:
                 if not _restorable(error, manifest, current):
                     raise
@@ -385,7 +460,7 @@ class Controller:
             )
             state.verdicts.pop(child, None)
             if answer is not None:
-                state.applied[child] = (resource_version(answer), manifest)
+                state.applied[child] = (resource_version(answer), _digest(manifest))
             # Counted per child and field: another client editing many fields once each is
             # drift to correct; one field differing again after every write is a loop.
             backoff = state.budget.record((*child, what or "(absent)"))
@@ -438,16 +513,31 @@ class Controller:
         self._event(cr, "Warning", "DriftRestored", message)
         return answer
 
-    def _write_status(self, key: Key, state: _KeyState, live: Live, result: Plan) -> None:
-        if result.status is not None:
-            answer = self.kube.patch_status(*key, result.status)
-            state.status = (resource_version(answer), result.status)
-            before = (live.cr.get("status") or {}).get("phase")
-            after = result.status.get("phase")
-            if before != after:
-                log.info("%s/%s: %s -> %s (%s)", *key, before, after, result.status.get("reason"))
+    def _write_status(
+        self, key: Key, state: _KeyState, live: Live, result: Plan, urgent: bool = False
+    ) -> float | None:
+        """Write the planned status, or hold back a progress-only change for a little while;
+        returns when to look again for a held one."""
+        if result.status is None:
+            state.status_pending_since = None
+            return None
+        previous = live.cr.get("status") or {}
+        if not (urgent or result.events or status_urgent(previous, result.status)):
+            now = self.clock()
+            if state.status_pending_since is None:
+                state.status_pending_since = now
+            waited = now - state.status_pending_since
+            if waited < self.progress_delay:
+                return self.progress_delay - waited
+        state.status_pending_since = None
+        answer = self.kube.patch_status(*key, result.status)
+        state.status = (resource_version(answer), result.status)
+        before, after = previous.get("phase"), result.status.get("phase")
+        if before != after:
+            log.info("%s/%s: %s -> %s (%s)", *key, before, after, result.status.get("reason"))
         for type_, reason, message in result.events:
             self._event(live.cr, type_, reason, message)
+        return None
 
     def _event(self, cr: dict[str, Any], type_: str, reason: str, message: str) -> None:
         try:
@@ -471,7 +561,8 @@ class Controller:
         else:
             problem = diagnose.Problem(diagnose.RECONCILE_ERROR, f"{type(error).__name__}: {error}")
         try:
-            self._write_status(key, state, live, plan(live, _now(), apply_failure=problem))
+            failed = plan(live, _now(), apply_failure=problem)
+            self._write_status(key, state, live, failed, urgent=True)
         except Exception as again:  # never let the report itself crash the operator
             log.warning("could not report the failure of %s/%s: %s", *key, again)
 
@@ -481,7 +572,7 @@ class Controller:
 
         def caught_up(manifest: dict[str, Any]) -> bool:
             seen = state.applied.get(key_of(manifest))
-            if not seen or seen[1] != manifest:
+            if not seen or seen[1] != _digest(manifest):
                 return False
             # Not in the cache yet (a create whose watch event is on its way; a deletion would
             # have dropped the record) or in the cache at an older version than our write.

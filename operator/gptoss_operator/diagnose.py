@@ -194,22 +194,74 @@ def template_hash(deployment: dict[str, Any] | None, key: str) -> str | None:
     return str(value) if value else None
 
 
-def rollout_complete(deployment: dict[str, Any] | None, replicas: int) -> bool:
-    """The Deployment controller saw the latest template; every replica is updated and ready."""
+@dataclass(frozen=True)
+class Replicas:
+    """Replica counts, as the scale subresource and `kubectl get` show them."""
+
+    replicas: int = 0
+    updated: int = 0
+    ready: int = 0
+    available: int = 0
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _terminating(obj: dict[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def count_replicas(deployment: dict[str, Any] | None, pods: list[dict[str, Any]]) -> Replicas:
+    """Counted from the pods themselves, which the kubelet reports at once; the Deployment's
+    status says the same later (kube-controller-manager batches and rate-limits its updates: 45 s
+    behind at 1,000 Deployments). "Updated" means running the live Deployment's pod template.
+    Without live pods (none yet, or scaled to zero) the Deployment's own counts are the answer."""
+    live = [p for p in pods if not _terminating(p)]
+    if not live:
+        status = (deployment or {}).get("status") or {}
+        return Replicas(
+            int(status.get("replicas", 0)),
+            int(status.get("updatedReplicas", 0)),
+            int(status.get("readyReplicas", 0)),
+            int(status.get("availableReplicas", 0)),
+        )
+    template = template_hash(deployment, SPEC_HASH_ANNOTATION)
+    ready = sum(1 for p in live if _pod_ready(p))
+    updated = sum(
+        1
+        for p in live
+        if template
+        and (p.get("metadata") or {}).get("annotations", {}).get(SPEC_HASH_ANNOTATION) == template
+    )
+    # No minReadySeconds is rendered, so a ready pod is an available one.
+    return Replicas(len(live), updated, ready, ready)
+
+
+def rollout_complete(
+    deployment: dict[str, Any] | None, replicas: int, pods: list[dict[str, Any]] | None = None
+) -> bool:
+    """Exactly the desired number of pods run the live Deployment's template, all ready, and no
+    pod of an older template is left (terminating ones aside). Pods made from that template
+    prove the Deployment controller saw it; without live pods (scaled to zero, or none yet) the
+    Deployment's status must have observed its latest generation."""
     if not deployment:
         return False
-    status = deployment.get("status") or {}
-    return bool(
-        status.get("observedGeneration", 0) >= deployment.get("metadata", {}).get("generation", 0)
-        and status.get("updatedReplicas", 0) == replicas
-        and status.get("readyReplicas", 0) == replicas
-        and status.get("replicas", 0) == replicas
-    )
+    counts = count_replicas(deployment, pods or [])
+    if not any(not _terminating(p) for p in pods or []):
+        status = deployment.get("status") or {}
+        seen = deployment.get("metadata", {}).get("generation", 0)
+        if status.get("observedGeneration", 0) < seen:
+            return False
+    return counts.updated == counts.ready == counts.replicas == replicas
 
 
-def runs_current_spec(deployment: dict[str, Any] | None, facts: Facts) -> bool:
+def runs_current_spec(
+    deployment: dict[str, Any] | None, facts: Facts, pods: list[dict[str, Any]] | None = None
+) -> bool:
     """Every replica is updated, ready and runs the pod template of the current spec."""
-    return rollout_complete(deployment, facts.replicas) and (
+    return rollout_complete(deployment, facts.replicas, pods) and (
         template_hash(deployment, SPEC_HASH_ANNOTATION) == facts.spec_hash
     )
 
@@ -245,14 +297,14 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
         )
     assert obs.facts is not None
     desired = obs.facts.replicas
-    dstatus = (obs.deployment or {}).get("status") or {}
-    ready = int(dstatus.get("readyReplicas", 0))
+    counts = count_replicas(obs.deployment, obs.pods)
+    ready = counts.ready
     serving = ready >= desired and obs.deployment is not None
-    live_pods = [p for p in obs.pods if not p.get("metadata", {}).get("deletionTimestamp")]
+    live_pods = [p for p in obs.pods if not _terminating(p)]
     pod_problems = [pod_problem(p, obs.facts.secrets) for p in live_pods]
     problems = [p for p in [*pod_problems, replica_failure(obs.deployment)] if p]
     problem = min(problems, key=lambda p: SEVERITY.index(p.reason), default=None)
-    complete = runs_current_spec(obs.deployment, obs.facts)
+    complete = runs_current_spec(obs.deployment, obs.facts, obs.pods)
 
     degraded: Problem | None
     if obs.rolled_back_from:
@@ -285,8 +337,8 @@ def diagnose(obs: Observation) -> tuple[str, str, str, list[dict[str, Any]]]:
         progress = ("Creating", "creating the vLLM Deployment")
     elif complete:
         progress = ("Complete", f"{desired}/{desired} replicas run the current spec")
-    elif dstatus.get("updatedReplicas", 0) < desired:
-        progress = ("RollingOut", f"{dstatus.get('updatedReplicas', 0)}/{desired} replicas updated")
+    elif counts.updated < desired:
+        progress = ("RollingOut", f"{counts.updated}/{desired} replicas updated")
     elif any(_starting(p) for p in live_pods):
         progress = ("Starting", "vLLM is loading the model (startup probe pending)")
     else:
@@ -347,8 +399,12 @@ def merge_conditions(
 def transitions(
     previous: list[dict[str, Any]],
     current: list[dict[str, Any]],
+    served_before: bool = True,
 ) -> list[tuple[str, str, str]]:
-    """Events (type, reason, message) for conditions whose status or reason changed."""
+    """Events (type, reason, message) for the condition changes a person wants to hear of:
+    problems, recoveries, readiness lost and regained, a rollout of a change. A new resource
+    coming up is not news (its conditions say it; each Event is a write): no Event for the
+    first status or the first Ready, unless something is wrong."""
     before = {c.get("type"): c for c in previous}
     events = []
     for c in current:
@@ -357,13 +413,15 @@ def transitions(
             continue
         if c["type"] == "Degraded" and c["status"] == "True":
             events.append(("Warning", c["reason"], c["message"]))
+        elif not previous:
+            continue
         elif c["type"] == "Degraded" and old.get("status") == "True":
             events.append(("Normal", "Recovered", "no problems found"))
-        elif c["type"] == "Ready" and c["status"] == "True":
+        elif c["type"] == "Ready" and c["status"] == "True" and served_before:
             events.append(("Normal", "Ready", c["message"]))
         elif c["type"] == "Ready" and old.get("status") == "True":
             events.append(("Warning", "NotReady", c["message"]))
-        elif c["type"] == "Progressing" and c["status"] == "True" and old.get("status") != "True":
+        elif c["type"] == "Progressing" and c["status"] == "True" and old.get("status") == "False":
             events.append(("Normal", c["reason"], c["message"]))
     return events
 
@@ -381,14 +439,14 @@ def build_status(obs: Observation, now: str) -> dict[str, Any]:
     }
     if obs.facts:
         f = obs.facts
-        d = (obs.deployment or {}).get("status") or {}
-        complete = runs_current_spec(obs.deployment, f) and not obs.rolled_back_from
+        counts = count_replicas(obs.deployment, obs.pods)
+        complete = runs_current_spec(obs.deployment, f, obs.pods) and not obs.rolled_back_from
         status |= {
-            "replicas": int(d.get("replicas", 0)),
-            "readyReplicas": int(d.get("readyReplicas", 0)),
-            "updatedReplicas": int(d.get("updatedReplicas", 0)),
-            "availableReplicas": int(d.get("availableReplicas", 0)),
-            "ready": f"{int(d.get('readyReplicas', 0))}/{f.replicas}",
+            "replicas": counts.replicas,
+            "readyReplicas": counts.ready,
+            "updatedReplicas": counts.updated,
+            "availableReplicas": counts.available,
+            "ready": f"{counts.ready}/{f.replicas}",
             "selector": f.selector,
             "endpoint": f.endpoint,
             "tensorParallelSize": f.tensor_parallel_size,

@@ -123,6 +123,20 @@ def resource_version(obj: Mapping[str, Any] | None) -> int:
         return -1
 
 
+def status_urgent(previous: dict[str, Any], status: dict[str, Any]) -> bool:
+    """Whether a status change is news to write at once: the first status unless it is only
+    "progressing", a spec edit seen, a phase change, a condition flipping. Otherwise it is
+    progress (counts, the step of a rollout), which the next change soon restates."""
+    if not previous.get("phase"):
+        return status.get("phase") != "Progressing"
+    if previous.get("observedGeneration") != status.get("observedGeneration"):
+        return True
+    if previous.get("phase") != status.get("phase"):
+        return True
+    before = {c.get("type"): c.get("status") for c in previous.get("conditions") or []}
+    return any(before.get(c.get("type")) != c.get("status") for c in status.get("conditions") or [])
+
+
 def key_of(manifest: dict[str, Any]) -> tuple[str, str]:
     return manifest["kind"], manifest["metadata"]["name"]
 
@@ -177,7 +191,9 @@ def _with_status(plan: Plan, cr: dict[str, Any], status: dict[str, Any]) -> Plan
     if {k: v for k, v in patch.items() if v is not None} != previous:
         plan.status = patch
         plan.events += diagnose.transitions(
-            previous.get("conditions") or [], status.get("conditions") or []
+            previous.get("conditions") or [],
+            status.get("conditions") or [],
+            served_before=bool(previous.get("lastAvailableSpecHash")),
         )
     return plan
 

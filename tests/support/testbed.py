@@ -189,16 +189,35 @@ class Testbed:
     def audit_log(self) -> Path:
         return self.state / "logs" / "audit.log"
 
+    def _audit_files(self) -> list[Path]:
+        """The audit log's files, oldest first: the apiserver rotates it at 100 MB (into
+        audit-<time>.log, kept), so a position is a byte count across all of them."""
+        rotated = sorted(self.audit_log.parent.glob("audit-*.log"))
+        return [*rotated, self.audit_log] if self.audit_log.exists() else rotated
+
     def audit_mark(self) -> int:
         """A position in the audit log; `audit_writes(since=mark)` reads what came after it."""
-        return self.audit_log.stat().st_size if self.audit_log.exists() else 0
+        return sum(f.stat().st_size for f in self._audit_files())
+
+    def _audit_lines(self, since: int, needle: str | None) -> Iterator[bytes]:
+        skip = since
+        for path in self._audit_files():
+            size = path.stat().st_size
+            if skip >= size:
+                skip -= size
+                continue
+            with path.open("rb") as log:
+                log.seek(skip)
+                skip = 0
+                for line in log:
+                    if line.strip() and (needle is None or needle.encode() in line):
+                        yield line
 
     def audit_events(self, since: int, user: str | None = None) -> list[dict[str, Any]]:
         """Completed requests the apiserver recorded after `since` (writes, and the operator's
         lists), optionally of one user."""
-        with self.audit_log.open("rb") as log:
-            log.seek(since)
-            events = [json.loads(line) for line in log.read().splitlines() if line.strip()]
+        needle = None if user is None else json.dumps(user)
+        events = (json.loads(line) for line in self._audit_lines(since, needle))
         return [
             e
             for e in events

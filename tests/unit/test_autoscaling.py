@@ -1,6 +1,7 @@
 """spec.autoscaling: the ScaledObject it renders (the query KEDA asks, how the HPA compares it),
 what the operator does where KEDA is not installed, and status.autoscaler from KEDA's HPA.
-KEDA itself scaling on these objects is tested on the test bed (tests/e2e/test_keda_autoscaling.py)."""
+KEDA itself scaling on these objects is tested on the test bed
+(tests/e2e/test_keda_autoscaling.py)."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def resource(body: dict[str, Any]) -> dict[str, Any]:
 def test_without_keda_everything_else_is_applied_and_status_says_why_once() -> None:
     kube = FakeKube(resource(spec()))
     kube.missing = frozenset({"ScaledObject"})
-    ctl = Controller(kube)  # type: ignore[arg-type]
+    ctl = Controller(kube, progress_delay=0)  # type: ignore[arg-type]
     for _ in range(3):
         ctl.reconcile(("ml", "chat"), kube.live())
     assert kube.calls["apply Deployment"] == 1
@@ -139,7 +140,7 @@ def test_without_keda_everything_else_is_applied_and_status_says_why_once() -> N
 
 def test_with_keda_the_scaled_object_is_applied_and_removed_with_the_setting() -> None:
     kube = FakeKube(resource(spec()))
-    ctl = Controller(kube)  # type: ignore[arg-type]
+    ctl = Controller(kube, progress_delay=0)  # type: ignore[arg-type]
     ctl.reconcile(("ml", "chat"), kube.live())
     assert kube.calls["apply ScaledObject"] == 1
     assert "message" not in kube.cr["status"]["autoscaler"]

@@ -4,12 +4,14 @@ out once, and a refused child leaves the others unchanged."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
 from gptoss_operator.budget import WRITE_LIMIT
 from gptoss_operator.controller import Controller
 from gptoss_operator.kube import KubeError
+from gptoss_operator.render import SPEC_HASH_ANNOTATION as SPEC_HASH
 from support.fakekube import FakeKube
 
 KEY = ("ml", "chat")
@@ -159,3 +161,120 @@ def test_a_persistent_error_in_pure_code_ends_in_status(monkeypatch: Any) -> Non
     ctl._report_failure(KEY, ctl._state(KEY), live, AttributeError("boom"))
     assert kube.cr["status"]["reason"] == "ReconcileError"
     assert "AttributeError: boom" in kube.cr["status"]["message"]
+
+
+def _pod(ready: bool, started: bool, template: str) -> dict[str, Any]:
+    """The vLLM pod as the kubelet reports it: scheduled and running, its startup probe passed
+    (started), and Ready."""
+    container: dict[str, Any] = {"name": "vllm", "state": {"running": {}}, "started": started}
+    return {
+        "metadata": {"name": "chat-1", "uid": "p-1", "annotations": {SPEC_HASH: template}},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [container],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+def test_a_new_resource_costs_its_children_and_two_status_writes_at_most() -> None:
+    """Creation to Ready, step by step as the watches deliver it: children once, no Event, and
+    the status written when it is news (Ready at once, the pods' progress at most once)."""
+    kube = FakeKube(resource())
+    clock = Clock()
+    ctl = Controller(kube, clock=clock)  # type: ignore[arg-type]
+    pods: list[dict[str, Any]] = []
+
+    def step(seconds: float) -> None:
+        clock.now += seconds
+        live = kube.live()
+        live.pods = copy.deepcopy(pods)
+        ctl.reconcile(KEY, live)
+
+    step(0)  # created: every child applied; "progressing" is no news yet
+    children = kube.writes()
+    assert "status" not in kube.cr
+    step(0.2)  # the Deployment reaches the cache
+    deployment = kube.objects[("Deployment", "chat")]
+    template = deployment["spec"]["template"]["metadata"]["annotations"][SPEC_HASH]
+    deployment["status"] = {"observedGeneration": 0, "replicas": 1, "updatedReplicas": 1}
+    pods.append(_pod(ready=False, started=False, template=template))
+    step(0.5)  # kube-controller-manager created the pod; it is loading the model
+    for _ in range(20):  # a slow start: the held progress is written once after the delay
+        step(1.0)
+    assert kube.cr["status"]["reason"] == "Starting"
+    pods[0] = _pod(ready=True, started=True, template=template)
+    step(0.1)  # the kubelet says Ready: Ready at once, before the Deployment's status says so
+    assert kube.cr["status"]["phase"] == "Ready"
+    assert kube.cr["status"]["readyReplicas"] == 1
+    deployment["status"] |= {"readyReplicas": 1, "availableReplicas": 1}
+    for _ in range(30):  # the Deployment's status catches up; then idle
+        step(1.0)
+    assert kube.calls["patch status"] == 2
+    assert kube.calls["event"] == 0
+    assert kube.writes() == children + 2
+
+
+def test_a_quick_start_writes_the_status_once() -> None:
+    kube = FakeKube(resource())
+    clock = Clock()
+    ctl = Controller(kube, clock=clock)  # type: ignore[arg-type]
+    ctl.reconcile(KEY, kube.live())
+    deployment = kube.objects[("Deployment", "chat")]
+    template = deployment["spec"]["template"]["metadata"]["annotations"][SPEC_HASH]
+    deployment["status"] = {"observedGeneration": 0, "replicas": 1, "updatedReplicas": 1}
+    clock.now += 2
+    live = kube.live()
+    live.pods = [_pod(ready=True, started=True, template=template)]
+    ctl.reconcile(KEY, live)
+    assert kube.calls["patch status"] == 1
+    assert kube.cr["status"]["phase"] == "Ready"
+
+
+def test_new_resources_are_reconciled_before_status_only_work() -> None:
+    """A burst of new resources gets its children before known ones refresh their status."""
+    kube = FakeKube(resource())
+    ctl = Controller(kube, workers=1)  # type: ignore[arg-type]
+    known, new = ("ml", "known"), ("ml", "new")
+    crs = {k: [{**resource(), "metadata": {"name": k[1], "generation": 1}}] for k in (known, new)}
+    ctl.bind({"gptoss_by_key": crs})
+    ctl._state(known).generation = 1  # reconciled before: only its pods changed
+    order: list[tuple[str, str]] = []
+
+    def record(key: tuple[str, str], live: Any) -> None:
+        order.append(key)
+
+    ctl.reconcile = record  # type: ignore[method-assign,assignment]
+
+    async def burst() -> None:
+        # Both are queued before the one worker takes any: it must take the new one first.
+        await ctl.request(known)
+        await ctl.request(new)
+        await ctl.request(new)  # absorbed: already queued
+        await ctl.idle()
+
+    asyncio.run(burst())
+    ctl.stop()
+    assert order == [new, known]
+
+
+def test_a_status_update_waits_for_new_resources_one_second_at_most() -> None:
+    kube = FakeKube(resource())
+    clock = Clock()
+    ctl = Controller(kube, clock=clock, workers=1)  # type: ignore[arg-type]
+    known, new = ("ml", "known"), ("ml", "new")
+    crs = {k: [{**resource(), "metadata": {"name": k[1], "generation": 1}}] for k in (known, new)}
+    ctl.bind({"gptoss_by_key": crs})
+    ctl._state(known).generation = 1
+    order: list[tuple[str, str]] = []
+    ctl.reconcile = lambda key, live: order.append(key)  # type: ignore[method-assign,assignment,func-returns-value]
+
+    async def stream() -> None:
+        await ctl.request(known)  # its pod turned Ready
+        clock.now += 1.5  # new resources kept arriving meanwhile
+        await ctl.request(new)
+        await ctl.idle()
+
+    asyncio.run(stream())
+    ctl.stop()
+    assert order == [known, new]

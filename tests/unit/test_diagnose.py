@@ -35,7 +35,12 @@ def pod(
     last: dict[str, Any] | None = None,
     started: bool = True,
     conditions: list[dict[str, Any]] | None = None,
+    hash_: str = "abc",
+    terminating: bool = False,
 ) -> dict[str, Any]:
+    """A pod of the template `hash_`; ready when running and started, as the kubelet says."""
+    running = "running" in (state or {"running": {}})
+    ready = {"type": "Ready", "status": "True" if running and started else "False"}
     container = {
         "name": "vllm",
         "image": "img:1",
@@ -43,9 +48,12 @@ def pod(
         "state": state or {"running": {}},
         "lastState": last or {},
     }
+    meta: dict[str, Any] = {"name": name, "annotations": {"gptoss.dev/spec-hash": hash_}}
+    if terminating:
+        meta["deletionTimestamp"] = NOW
     return {
-        "metadata": {"name": name},
-        "status": {"containerStatuses": [container], "conditions": conditions or []},
+        "metadata": meta,
+        "status": {"containerStatuses": [container], "conditions": [*(conditions or []), ready]},
     }
 
 
@@ -207,14 +215,63 @@ def test_transition_times_move_only_when_a_status_flips() -> None:
     assert flipped[0]["lastTransitionTime"] == NOW
 
 
-def test_events_only_on_transitions() -> None:
+def test_events_only_for_news() -> None:
     ready = [{"type": "Ready", "status": "True", "reason": "Available", "message": "2/2"}]
+    not_ready = [{"type": "Ready", "status": "False", "reason": "Creating", "message": "0/2"}]
+    progressing = [{"type": "Progressing", "status": "True", "reason": "Creating", "message": "m"}]
     assert transitions(ready, ready) == []
-    assert transitions([], ready) == [("Normal", "Ready", "2/2")]
+    # A new resource coming up is no news: no Event for its first status or its first Ready.
+    assert transitions([], [*not_ready, *progressing]) == []
+    assert transitions(not_ready, ready, served_before=False) == []
+    # Readiness regained after serving before, lost, a problem, a recovery: news.
+    assert transitions(not_ready, ready, served_before=True) == [("Normal", "Ready", "2/2")]
+    assert transitions(ready, not_ready) == [("Warning", "NotReady", "0/2")]
     degraded = [{"type": "Degraded", "status": "True", "reason": "OOMKilled", "message": "m"}]
     assert transitions([], degraded) == [("Warning", "OOMKilled", "m")]
     healed = [{"type": "Degraded", "status": "False", "reason": "AsExpected", "message": ""}]
     assert transitions(degraded, healed) == [("Normal", "Recovered", "no problems found")]
+    rollout = [{"type": "Progressing", "status": "True", "reason": "RollingOut", "message": "r"}]
+    done = [{"type": "Progressing", "status": "False", "reason": "Complete", "message": "c"}]
+    assert transitions(done, rollout) == [("Normal", "RollingOut", "r")]
+
+
+def test_ready_as_soon_as_the_pods_are_before_the_deployment_status_says_so() -> None:
+    lagging = deployment(ready=0)  # kube-controller-manager has not counted the pods yet
+    status = build_status(Observation(3, FACTS, lagging, [pod(), pod("q")]), NOW)
+    assert (status["phase"], status["ready"], status["readyReplicas"]) == ("Ready", "2/2", 2)
+
+
+def test_not_complete_while_pods_of_the_old_template_remain() -> None:
+    pods = [pod(), pod("q"), pod("old", hash_="old")]
+    status = build_status(Observation(3, FACTS, deployment(ready=2), pods), NOW)
+    assert (status["phase"], status["reason"]) == ("Progressing", "ScalingDown")
+    assert next(c for c in status["conditions"] if c["type"] == "Ready")["status"] == "True"
+    # Once the old pod is terminating, the rollout is complete.
+    pods[2] = pod("old", hash_="old", terminating=True)
+    status = build_status(Observation(3, FACTS, deployment(ready=2), pods), NOW)
+    assert (status["phase"], status["replicas"], status["lastAvailableSpecHash"]) == (
+        "Ready",
+        2,
+        "abc",
+    )
+
+
+def test_pods_of_the_live_template_prove_the_deployment_controller_saw_it() -> None:
+    # kube-controller-manager has made and counted the pods but not yet written the Deployment's
+    # observedGeneration: the pods say the rollout is done.
+    lagging = deployment(ready=0)
+    lagging["metadata"]["generation"] = 4
+    status = build_status(Observation(4, FACTS, lagging, [pod(), pod("q")]), NOW)
+    assert status["phase"] == "Ready"
+    # No live pod (all terminating on a scale to zero): the Deployment's status must have seen
+    # the latest generation first.
+    zero = FACTS.__class__(**{**FACTS.__dict__, "replicas": 0})
+    stale = deployment(ready=0, updated=0, replicas=0)
+    stale["metadata"]["generation"] = 4
+    going = [pod(terminating=True)]
+    assert build_status(Observation(4, zero, stale, going), NOW)["phase"] == "Progressing"
+    stale["status"]["observedGeneration"] = 4
+    assert build_status(Observation(4, zero, stale, going), NOW)["phase"] == "Ready"
 
 
 def test_pods_the_replicaset_could_not_create_are_a_problem() -> None:

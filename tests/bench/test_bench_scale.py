@@ -1,0 +1,263 @@
+"""Benchmark: the operator at N = 40, 200 and 1,000 GptOssDeployments against the floor, a
+plain client doing the same writes, in the same run (`make bench`; BENCH_SIZES=40,200 to pick).
+
+Three runs per N, each in a fresh namespace, one after another:
+- floor: the resources exist, no operator runs; a plain client under its own identity applies
+  every child and patches one status per resource, one request after another.
+- burst: the resources exist before the operator starts (a restart, or an install on a cluster
+  that has them), so the client's own speed drops out; the clock starts with the operator.
+- stream: the operator runs; a plain client creates the resources one after another.
+Every write is counted per user from the audit log (across its rotation). Times come from
+watches (support/bench.py). Waits are sized from the floor's own times.
+
+It asserts only what holds on any machine: everything converged, exactly N of each child, at
+most 5 writes per resource from creation to Ready, no write while idle. The table and the plot
+go to dist/bench/; the figures in docs/benchmarks.md come from one such run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+
+from gptoss_operator.api import GROUP, PLURAL, VERSION, GptOssDeploymentSpec
+from gptoss_operator.kube import Kube
+from gptoss_operator.reconcile import owner_reference
+from gptoss_operator.render import render_children
+from support.bench import (
+    FLOOR_USER,
+    Stopwatch,
+    drop_namespace,
+    floor_kubeconfig,
+    gpu_nodes,
+    percentile,
+    plot,
+    process_stats,
+    table,
+)
+from support.gptoss import manifest
+from support.operator import OperatorProcess
+from support.testbed import REPO, Testbed, wait_until
+
+pytestmark = pytest.mark.testbed
+SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "40,200,1000").split(",")]
+OPERATOR_USER = "gptoss-operator"
+IDLE_SECONDS = 30.0
+OUT = REPO / "dist" / "bench"
+# What one resource renders to (manifest()'s spec): its children, by kind.
+CHILDREN = Counter(
+    c["kind"]
+    for c in render_children(
+        "x",
+        "ns",
+        GptOssDeploymentSpec.model_validate(manifest("x")["spec"]),
+        {"apiVersion": "a", "kind": "k", "name": "x", "uid": "u", "controller": True},
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def nodes(testbed: Testbed) -> Iterator[None]:
+    with gpu_nodes(testbed, max(SIZES) // 8 + 1):
+        yield
+
+
+def _writes(testbed: Testbed, mark: int, user: str, namespace: str) -> tuple[int, int]:
+    """(writes, server-side dry-runs) of `user` in `namespace` since `mark`."""
+    writes = len(testbed.audit_writes(since=mark, user=user, namespace=namespace))
+    dry_runs = len(testbed.audit_dry_runs(since=mark, user=user, namespace=namespace))
+    return writes, dry_runs
+
+
+def _namespace(testbed: Testbed, mode: str, n: int) -> str:
+    name = f"bench-{mode}-{n}-{os.getpid() % 10000}"
+    testbed.kubectl("create", "namespace", name)
+    wait_until(
+        lambda: testbed.kubectl("-n", name, "get", "sa", "default", check=False).returncode == 0,
+        30,
+        f"default ServiceAccount in {name}",
+    )
+    return name
+
+
+def _create_resources(testbed: Testbed, namespace: str, n: int) -> None:
+    """Create N resources in one request (not part of any measured time)."""
+    items = [{**manifest(f"r{i:04d}"), "metadata": {"name": f"r{i:04d}"}} for i in range(n)]
+    testbed.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+    )
+
+
+def _check_children(testbed: Testbed, namespace: str, n: int) -> None:
+    for kind, count in CHILDREN.items():
+        items = testbed.get("-n", namespace, kind.lower() + "s")["items"]
+        assert len(items) == n * count, f"{len(items)} {kind}s in {namespace}, expected {n * count}"
+
+
+def _row(
+    mode: str, n: int, watch: Stopwatch, start: float, writes: tuple[int, int]
+) -> dict[str, Any]:
+    lags = watch.ready_lags()
+    return {
+        "mode": mode,
+        "n": n,
+        "children_s": max(watch.deployments.values()) - start,
+        "pods_ready_s": max(watch.pods_ready.values()) - start,
+        "lag_p50_s": percentile(lags, 0.5),
+        "lag_max_s": max(lags) if lags else float("nan"),
+        "writes": writes[0],
+        "dry_runs": writes[1],
+        "writes_per_resource": writes[0] / n,
+    }
+
+
+def run_floor(testbed: Testbed, operator: OperatorProcess, n: int) -> dict[str, Any]:
+    namespace = _namespace(testbed, "floor", n)
+    _create_resources(testbed, namespace, n)
+    kube = Kube(
+        kubernetes.config.new_client_from_config(config_file=str(floor_kubeconfig(testbed)))
+    )
+    crs = testbed.get("-n", namespace, PLURAL)["items"]
+    mark = testbed.audit_mark()
+    with Stopwatch(testbed.kubeconfig, namespace) as watch:
+        start = time.monotonic()
+        for cr in crs:
+            spec = GptOssDeploymentSpec.model_validate(cr["spec"])
+            for child in render_children(
+                cr["metadata"]["name"], namespace, spec, owner_reference(cr)
+            ):
+                kube.apply(child)
+            kube.patch_status(namespace, cr["metadata"]["name"], {"phase": "Ready"})
+        writes_done = time.monotonic() - start
+        watch.wait("Deployments", watch.deployments, n, 60 + 10 * writes_done)
+        watch.wait("Ready pods", watch.pods_ready, n, 600)
+        row = _row("floor", n, watch, start, _writes(testbed, mark, FLOOR_USER, namespace))
+    row |= {"lag_p50_s": float("nan"), "lag_max_s": float("nan"), "rss_mib": float("nan")}
+    row["cpu_s"] = float("nan")
+    _check_children(testbed, namespace, n)
+    drop_namespace(testbed, namespace, 600)
+    return row
+
+
+def _operator_run(
+    testbed: Testbed,
+    operator: OperatorProcess,
+    n: int,
+    mode: str,
+    floor: dict[str, Any],
+) -> dict[str, Any]:
+    namespace = _namespace(testbed, mode, n)
+    if mode == "burst":
+        operator.stop()
+        _create_resources(testbed, namespace, n)
+    mark = testbed.audit_mark()
+    with Stopwatch(testbed.kubeconfig, namespace) as watch:
+        start = time.monotonic()
+        if mode == "burst":
+            operator.start()
+        else:
+            api = kubernetes.client.CustomObjectsApi(
+                kubernetes.config.new_client_from_config(config_file=str(testbed.kubeconfig))
+            )
+            for i in range(n):
+                body = {**manifest(f"r{i:04d}"), "metadata": {"name": f"r{i:04d}"}}
+                api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        assert operator.proc is not None
+        cpu_start = process_stats(operator.proc.pid)[1] if mode == "stream" else 0.0
+        # Waits sized from the floor's own times, with room for a slower operator.
+        watch.wait("Deployments", watch.deployments, n, 60 + 5 * floor["children_s"])
+        watch.wait("Ready pods", watch.pods_ready, n, 120 + 3 * floor["pods_ready_s"])
+        watch.wait("Ready resources", watch.resources_ready, n, 120)
+        row = _row(mode, n, watch, start, _writes(testbed, mark, OPERATOR_USER, namespace))
+    rss, cpu = process_stats(operator.proc.pid)
+    row |= {"rss_mib": rss, "cpu_s": cpu - cpu_start}
+    _check_children(testbed, namespace, n)
+    # Idle: every resource Ready, nothing to do.
+    mark = testbed.audit_mark()
+    idle_cpu = process_stats(operator.proc.pid)[1]
+    time.sleep(IDLE_SECONDS)  # the idle window is the measurement
+    row["idle_writes"] = len(testbed.audit_writes(since=mark, user=OPERATOR_USER))
+    row["idle_cpu_pct"] = 100 * (process_stats(operator.proc.pid)[1] - idle_cpu) / IDLE_SECONDS
+    drop_namespace(testbed, namespace, 600)
+    return row
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.{digits}f}"  # NaN: not measured
+    return str(value)
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    header = [
+        "N",
+        "mode",
+        "children s",
+        "x floor",
+        "pods Ready s",
+        "Ready lag p50/max s",
+        "writes/res",
+        "dry-runs",
+        "RSS MiB",
+        "CPU s",
+        "idle writes",
+        "idle CPU %",
+    ]
+    rows = []
+    for r in results:
+        floor = next(f for f in results if f["n"] == r["n"] and f["mode"] == "floor")
+        rows.append(
+            [
+                str(r["n"]),
+                r["mode"],
+                _fmt(r["children_s"]),
+                _fmt(r["children_s"] / floor["children_s"], 2),
+                _fmt(r["pods_ready_s"]),
+                f"{_fmt(r['lag_p50_s'])}/{_fmt(r['lag_max_s'])}",
+                _fmt(r["writes_per_resource"], 2),
+                str(r["dry_runs"]),
+                _fmt(r["rss_mib"], 0),
+                _fmt(r["cpu_s"]),
+                _fmt(r.get("idle_writes", "-")),
+                _fmt(r.get("idle_cpu_pct", float("nan"))),
+            ]
+        )
+    return table(header, rows)
+
+
+@pytest.mark.timeout(7200)
+def test_bench_operator_against_the_floor(
+    testbed: Testbed, operator: OperatorProcess, nodes: None
+) -> None:
+    results: list[dict[str, Any]] = []
+    for n in SIZES:
+        started = time.monotonic()
+        operator.stop()  # the floor's namespace sees only the plain client's writes
+        floor = run_floor(testbed, operator, n)
+        operator.start()
+        results += [floor]
+        for mode in ("burst", "stream"):
+            results.append(_operator_run(testbed, operator, n, mode, floor))
+        print(f"\nN={n}: {time.monotonic() - started:.0f} s")
+        print(report(results))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    (OUT / "table.txt").write_text(report(results) + "\n")
+    plot(results, OUT / "benchmarks.png")
+    print(f"\n{report(results)}\nplot: {OUT / 'benchmarks.png'}")
+    for r in results:
+        if r["mode"] != "floor":
+            assert r["writes_per_resource"] <= 5, r
+            assert r["idle_writes"] == 0, r
