@@ -35,6 +35,7 @@ from gptoss_operator.kube import Kube, KubeError
 from gptoss_operator.reconcile import (
     Live,
     Plan,
+    apply_merge_patch,
     first_difference,
     key_of,
     plan,
@@ -288,6 +289,15 @@ class Controller:
             autoscalers=self._all(
                 self.indexes.get(BY_KIND["HorizontalPodAutoscaler"].index, {}), key
             ),
+            unserved=self._unserved(),
+        )
+
+    def _unserved(self) -> frozenset[str]:
+        """Add-on child kinds whose CRD is not installed and Established (KEDA's ScaledObject),
+        from the watch cache of those CRDs."""
+        crds = self.indexes.get("addon_crds", {})
+        return frozenset(
+            k.kind for k in CHILD_KINDS if k.optional_api and not any(crds.get(k.crd_name, ()))
         )
 
     def _all(self, index: Mapping[Any, Any], key: Key) -> list[dict[str, Any]]:
@@ -303,13 +313,12 @@ class Controller:
         """Plan and write (blocking: run it in a worker thread); returns the seconds after which
         to look again, or None to wait for the next watch event."""
         state = self._state(key)
-        live.unserved = self.kube.unserved(CHILD_KINDS)  # add-ons not installed (KEDA)
         self._track_generation(state, live.cr)
         if self._namespace_going(key[0], state, live):
             return None  # the namespace controller is removing everything: write nothing
         if state.status and resource_version(live.cr) < state.status[0]:
             # The watch has not delivered our last status write yet: plan from what we wrote.
-            written = {k: v for k, v in state.status[1].items() if v is not None}
+            written = apply_merge_patch({}, state.status[1])
             live.cr = {**live.cr, "status": written}
         now = _now()
         wake: float | None = None

@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from gptoss_operator import metrics
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.reconcile import resource_version
-from gptoss_operator.render import WATCHED_KINDS, WatchedKind
+from gptoss_operator.render import WATCHED_KINDS
 
 FIELD_MANAGER = "gptoss-operator"
 log = logging.getLogger(__name__)
@@ -62,8 +60,6 @@ RESOURCES: dict[tuple[str, str], Resource] = {
 
 
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
-# How long API discovery's answer on an add-on's kind (KEDA installed or not) is reused.
-DISCOVERY_SECONDS = 60.0
 
 
 def resource_of(manifest: dict[str, Any]) -> Resource:
@@ -81,7 +77,6 @@ class Kube:
 
     def __init__(self, api_client: ApiClient) -> None:
         self.api = api_client
-        self._served: dict[str, tuple[frozenset[str] | None, float]] = {}
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> Kube:
@@ -169,31 +164,6 @@ class Kube:
         except KubeError as error:
             if error.status != 404:
                 raise
-
-    def unserved(self, kinds: Iterable[WatchedKind]) -> frozenset[str]:
-        """The add-on kinds (`optional_api`) this apiserver does not serve, from API discovery
-        of their group version, remembered for a minute. An unanswered discovery counts as
-        served: the apply then says what is wrong."""
-        missing = set()
-        for kind in kinds:
-            if not kind.optional_api:
-                continue
-            cached = self._served.get(kind.api_version)
-            if cached is None or time.monotonic() - cached[1] > DISCOVERY_SECONDS:
-                cached = (self._discover(kind.api_version), time.monotonic())
-                self._served[kind.api_version] = cached
-            if cached[0] is not None and kind.plural not in cached[0]:
-                missing.add(kind.kind)
-        return frozenset(missing)
-
-    def _discover(self, api_version: str) -> frozenset[str] | None:
-        """The resources a group version serves (none when it is not served at all); None
-        when discovery did not answer."""
-        try:
-            group = self._call(f"discover {api_version}", "GET", f"/apis/{api_version}")
-        except KubeError as error:
-            return frozenset() if error.status == 404 else None
-        return frozenset(str(r.get("name")) for r in group.get("resources") or [])
 
     def ready(self) -> bool:
         """Whether the apiserver answers /readyz (open to every authenticated user)."""

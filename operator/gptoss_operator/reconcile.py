@@ -184,12 +184,36 @@ def _failed(live: Live, problem: Problem, now: str) -> Plan:
     return _with_status(Plan(), cr, diagnose.build_status(obs, now))
 
 
+def merge_patch(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch from `previous` to `status`: fields that went away are removed only
+    when named with None, inside objects too (status.autoscaler.message)."""
+    patch: dict[str, Any] = {k: None for k in previous if k not in status}
+    for key, value in status.items():
+        old = previous.get(key)
+        patch[key] = (
+            merge_patch(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
+        )
+    return patch
+
+
+def apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """`target` with a JSON merge patch applied (RFC 7386), as the apiserver stores a status."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            old = merged.get(key)
+            merged[key] = apply_merge_patch(old if isinstance(old, dict) else {}, value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _with_status(plan: Plan, cr: dict[str, Any], status: dict[str, Any]) -> Plan:
     previous = cr.get("status") or {}
-    # Fields that went away are removed by the merge patch only when named with None.
-    patch = {**{k: None for k in previous if k not in status}, **status}
-    if {k: v for k, v in patch.items() if v is not None} != previous:
-        plan.status = patch
+    if status != previous:
+        plan.status = merge_patch(previous, status)
         plan.events += diagnose.transitions(
             previous.get("conditions") or [],
             status.get("conditions") or [],

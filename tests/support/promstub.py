@@ -23,6 +23,8 @@ class PromStub:
     def __init__(self) -> None:
         self.values: dict[str, float] = {}
         self.asked: Counter[str] = Counter()
+        # (time.monotonic(), query, value answered) of every query with a value.
+        self.answers: list[tuple[float, str, float]] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,7 +58,9 @@ class PromStub:
     def answer(self, query: str) -> dict[str, Any]:
         result = []
         if query in self.values:
-            result = [{"metric": {}, "value": [time.time(), repr(float(self.values[query]))]}]
+            value = float(self.values[query])
+            self.answers.append((time.monotonic(), query, value))
+            result = [{"metric": {}, "value": [time.time(), repr(value)]}]
         return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
     def __enter__(self) -> PromStub:

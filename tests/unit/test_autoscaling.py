@@ -137,6 +137,18 @@ def test_without_keda_everything_else_is_applied_and_status_says_why_once() -> N
         ctl.reconcile(("ml", "chat"), kube.live())
     assert kube.writes() == writes, kube.calls  # settled: no write, no second event
 
+    # KEDA installed: the ScaledObject, and the message leaves status (a merge patch removes a
+    # nested field only when it names it with None), then nothing more.
+    kube.missing = frozenset()
+    for _ in range(3):
+        ctl.reconcile(("ml", "chat"), kube.live())
+    assert kube.calls["apply ScaledObject"] == 1
+    assert "message" not in kube.cr["status"]["autoscaler"]
+    writes = kube.writes()
+    for _ in range(5):
+        ctl.reconcile(("ml", "chat"), kube.live())
+    assert kube.writes() == writes, kube.calls
+
 
 def test_with_keda_the_scaled_object_is_applied_and_removed_with_the_setting() -> None:
     kube = FakeKube(resource(spec()))

@@ -56,6 +56,10 @@ class WatchedKind:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{self.group}"
+
+    @property
     def index(self) -> str:
         """The name of its watch cache (a Kopf index)."""
         return f"{self.plural}_by_owner"
