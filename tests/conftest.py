@@ -65,14 +65,17 @@ def namespace(testbed: Testbed, request: pytest.FixtureRequest) -> Iterator[str]
 @pytest.fixture(scope="session")
 def gptoss_crd(testbed: Testbed) -> Path:
     """The GptOssDeployment CRD from manifests/, applied server-side and Established."""
-    # The PodMonitor CRD too, before the operator starts: it watches only kinds that exist.
-    for crd in (CRD_FILE, PODMONITOR_CRD):
+    # The PodMonitor and KEDA CRDs too, before the operator starts: it renders and watches
+    # only kinds that exist. KEDA itself runs only for the autoscaling tests (support/keda.py).
+    keda_crds = sorted((testbed.bins["KEDA_BIN"] / "crds").glob("*.yaml"))
+    for crd in (CRD_FILE, PODMONITOR_CRD, *keda_crds):
         testbed.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
     testbed.kubectl(
         "wait",
         "--for=condition=Established",
         "crd/gptossdeployments.gptoss.dev",
         "crd/podmonitors.monitoring.coreos.com",
+        "crd/scaledobjects.keda.sh",
         "--timeout=60s",
     )
     return CRD_FILE

@@ -117,6 +117,19 @@ def spec_rules() -> list[Rule]:
             "fieldPath": ".modelCache.accessModes",
             "reason": "FieldValueInvalid",
         },
+        {
+            # The autoscaler would be refused at its first scale-up past one replica.
+            "rule": "!has(self.autoscaling) || !has(self.autoscaling.enabled) || "
+            "!self.autoscaling.enabled || !has(self.modelCache) || !has(self.modelCache.size) || "
+            "has(self.modelCache.existingClaimName) || "
+            "(has(self.autoscaling.maxReplicas) ? self.autoscaling.maxReplicas : 2) <= 1"
+            " || (has(self.modelCache.accessModes) && "
+            "self.modelCache.accessModes.exists(m, m != 'ReadWriteOnce'))",
+            "message": "spec.modelCache.accessModes: a ReadWriteOnce claim mounts on one node "
+            "only, so autoscaling past one replica needs ReadWriteMany",
+            "fieldPath": ".modelCache.accessModes",
+            "reason": "FieldValueInvalid",
+        },
     ]
 
 
@@ -204,6 +217,33 @@ def shutdown_rules() -> list[Rule]:
             "fieldPath": ".terminationGracePeriodSeconds",
             "reason": "FieldValueInvalid",
         }
+    ]
+
+
+def autoscaling_rules() -> list[Rule]:
+    """Rules on `spec.autoscaling`."""
+    return [
+        {
+            "rule": "(has(self.minReplicas) ? self.minReplicas : 1) <= "
+            "(has(self.maxReplicas) ? self.maxReplicas : 2)",
+            "message": "spec.autoscaling.minReplicas must not exceed maxReplicas",
+            "fieldPath": ".minReplicas",
+            "reason": "FieldValueInvalid",
+        },
+        {
+            "rule": "!has(self.enabled) || !self.enabled || has(self.prometheusAddress)",
+            "message": "spec.autoscaling.prometheusAddress is required when autoscaling is "
+            "enabled (the Prometheus that scrapes vLLM)",
+            "fieldPath": ".prometheusAddress",
+            "reason": "FieldValueRequired",
+        },
+        {
+            "rule": "!has(self.minReplicas) || self.minReplicas > 0 || has(self.query)",
+            "message": "spec.autoscaling.minReplicas 0 needs spec.autoscaling.query: vLLM's own "
+            "metrics vanish with its last pod and could never scale it up again",
+            "fieldPath": ".query",
+            "reason": "FieldValueRequired",
+        },
     ]
 
 
@@ -357,6 +397,7 @@ RULES_BY_PATH: dict[tuple[str, ...], Any] = {
     ("modelCache",): model_cache_rules,
     ("shutdown",): shutdown_rules,
     ("securityContext",): security_context_rules,
+    ("autoscaling",): autoscaling_rules,
     ("engine", "extraArgs"): extra_args_rules,
     ("engine", "extraEnv"): extra_env_rules,
     ("image",): image_rules,

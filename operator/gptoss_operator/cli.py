@@ -158,6 +158,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve the operator's Prometheus metrics at /metrics on this port (Kopf's liveness "
+        "server answers one path only, so metrics have their own; default: 0, not served)",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default="0.0.0.0",  # noqa: S104  (in a pod: the Service and Prometheus reach it)
+        help="address of the metrics server (default: 0.0.0.0)",
+    )
     _gpu_node_labels_arg(run)
     run.set_defaults(func=_run)
     return p

@@ -28,20 +28,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptoss_operator import diagnose
+from gptoss_operator import diagnose, metrics
 from gptoss_operator.budget import WRITE_LIMIT, WriteBudget
 from gptoss_operator.cached import cached_form
 from gptoss_operator.kube import REPLICASETS, Kube, KubeError
 from gptoss_operator.reconcile import (
     Live,
     Plan,
+    apply_merge_patch,
     first_difference,
     key_of,
     plan,
     resource_version,
     status_urgent,
     stored_content,
-    without_nulls,
 )
 from gptoss_operator.render import (
     BY_KIND,
@@ -165,6 +165,15 @@ class Controller:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    def queue_depth(self) -> tuple[int, int, int]:
+        """Resources with a reconcile (running, requested and waiting, scheduled), for metrics."""
+        states = list(self._keys.values())
+        return (
+            sum(s.running for s in states),
+            sum(s.dirty for s in states),
+            sum(s.timer is not None for s in states),
+        )
+
     def bind(self, indexes: Mapping[str, Mapping[Any, Any]]) -> None:
         self.indexes = indexes
 
@@ -258,7 +267,7 @@ class Controller:
             return
         loop = asyncio.get_running_loop()
         try:
-            wake = await loop.run_in_executor(self._pool, self.reconcile, key, live)
+            wake = await loop.run_in_executor(self._pool, metrics.timed(self.reconcile), key, live)
             state.failures = 0
         except Exception as error:  # an outage or a bug: log it, try again later, never crash
             state.failures += 1
@@ -283,6 +292,18 @@ class Controller:
             cr=cr,
             children=children,
             pods=self._all(self.indexes.get(BY_KIND["Pod"].index, {}), key),
+            autoscalers=self._all(
+                self.indexes.get(BY_KIND["HorizontalPodAutoscaler"].index, {}), key
+            ),
+            unserved=self._unserved(),
+        )
+
+    def _unserved(self) -> frozenset[str]:
+        """Add-on child kinds whose CRD is not installed and Established (KEDA's ScaledObject),
+        from the watch cache of those CRDs."""
+        crds = self.indexes.get("addon_crds", {})
+        return frozenset(
+            k.kind for k in CHILD_KINDS if k.optional_api and not any(crds.get(k.crd_name, ()))
         )
 
     def _all(self, index: Mapping[Any, Any], key: Key) -> list[dict[str, Any]]:
@@ -303,7 +324,7 @@ class Controller:
             return None  # the namespace controller is removing everything: write nothing
         if state.status and resource_version(live.cr) < state.status[0]:
             # The watch has not delivered our last status write yet: plan from what we wrote.
-            written = without_nulls(state.status[1])
+            written = apply_merge_patch({}, state.status[1])
             live.cr = {**live.cr, "status": written}
         now = _now()
         wake: float | None = None

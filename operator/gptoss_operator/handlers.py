@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from gptoss_operator import metrics
 from gptoss_operator import settings as operator_settings
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.cached import cached_form
@@ -24,7 +25,8 @@ from gptoss_operator.watchdog import Watchdog
 
 OURS: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: kopf.PRESENT}
 OURS_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}"
-INDEXES = ("gptoss_by_key", *(k.index for k in WATCHED_KINDS))
+INDEXES = ("gptoss_by_key", "addon_crds", *(k.index for k in WATCHED_KINDS))
+ADDON_CRDS = frozenset(k.crd_name for k in WATCHED_KINDS if k.optional_api)
 
 controller: Controller | None = None
 watchdog: Watchdog | None = None
@@ -75,6 +77,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if options.lease is not None:
         election = LeaderElection(controller, kube, *options.lease)
         memo.tasks.append(loop.create_task(election.run()))
+    metrics.watch(controller, election)
+    if options.metrics is not None:
+        metrics.serve(*options.metrics)
 
 
 @kopf.on.cleanup()
@@ -135,6 +140,35 @@ def _bind(kwargs: dict[str, Any]) -> Controller:
     assert controller is not None, "the startup handler creates the controller"
     controller.bind({name: kwargs[name] for name in INDEXES})
     return controller
+
+
+@kopf.index(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    when=lambda name, **_: name in ADDON_CRDS,
+)
+def addon_crds(name: str, status: kopf.Status, **_: Any) -> object:
+    """The add-ons' CRDs (KEDA's ScaledObject) and whether each is Established: a child of an
+    add-on kind is rendered only then (a watch cache, so a restarted operator knows at once)."""
+    conditions = status.get("conditions") or []
+    return {
+        name: any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    }
+
+
+@kopf.on.event(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    when=lambda name, **_: name in ADDON_CRDS,
+)
+async def addon_crd_event(type: str | None, **kwargs: Any) -> None:
+    """An add-on was installed or removed while the operator runs: reconcile every resource,
+    so those with autoscaling gain their ScaledObject, or report that KEDA is gone."""
+    if type is not None:  # None: the listing at start-up, when everything is reconciled anyway
+        ctl = _bind(kwargs)
+        ctl.request_soon(ctl.resources())
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

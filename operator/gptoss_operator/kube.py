@@ -18,6 +18,7 @@ import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from gptoss_operator import metrics
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.reconcile import resource_version
 from gptoss_operator.render import WATCHED_KINDS
@@ -108,10 +109,13 @@ class Kube:
             response = self.api.call_api(*request)
             data = response.read()  # type: ignore[no-untyped-call]
         except ApiException as error:
+            metrics.api_error(error.status or 0)
             raise KubeError(action, error.status or 0, _reason(error.body, error.reason)) from None
         except OSError as error:  # refused, reset, TLS: the apiserver is not reachable
+            metrics.api_error(0)
             raise KubeError(action, 0, str(error)) from None
         if response.status >= 400:
+            metrics.api_error(response.status)
             raise KubeError(action, response.status, _reason(data, response.reason))
         return json.loads(data) if data else {}
 
@@ -121,7 +125,7 @@ class Kube:
         meta = manifest["metadata"]
         path = resource_of(manifest).path(meta["namespace"], meta["name"])
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        return self._call(
+        answer = self._call(
             f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}",
             "PATCH",
             path,
@@ -129,18 +133,22 @@ class Kube:
             content_type="application/apply-patch+yaml",
             query=query + ([("dryRun", "All")] if dry_run else []),
         )
+        metrics.dry_run(manifest["kind"]) if dry_run else metrics.wrote(manifest["kind"], "apply")
+        return answer
 
     def replace(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Replace a child whole (PUT): for edits by others that an apply cannot merge over.
         `manifest` carries the live resourceVersion, so a concurrent change makes this fail."""
         meta = manifest["metadata"]
-        return self._call(
+        answer = self._call(
             f"replace {manifest['kind']} {meta['namespace']}/{meta['name']}",
             "PUT",
             resource_of(manifest).path(meta["namespace"], meta["name"]),
             body=manifest,  # JSON: its decoder reads surrogate-pair escapes correctly
             query=[("fieldManager", FIELD_MANAGER)],
         )
+        metrics.wrote(manifest["kind"], "replace")
+        return answer
 
     def delete(self, manifest: dict[str, Any], propagation: str = "Background") -> None:
         """Delete a child; already gone is fine. `Orphan` keeps its dependents (pods)."""
@@ -153,6 +161,7 @@ class Kube:
                 path,
                 body={"propagationPolicy": propagation},
             )
+            metrics.wrote(manifest["kind"], "delete")
         except KubeError as error:
             if error.status != 404:
                 raise
@@ -193,14 +202,23 @@ class Kube:
         replica changed it meanwhile)."""
         meta = lease["metadata"]
         if "resourceVersion" in meta:
-            return self._call(
-                f"renew lease {meta['name']}",
-                "PUT",
-                LEASES.path(meta["namespace"], meta["name"]),
-                body=lease,
+            verb, answer = (
+                "update",
+                self._call(
+                    f"renew lease {meta['name']}",
+                    "PUT",
+                    LEASES.path(meta["namespace"], meta["name"]),
+                    body=lease,
+                ),
             )
-        path = LEASES.path(meta["namespace"], "").rstrip("/")
-        return self._call(f"create lease {meta['name']}", "POST", path, body=lease)
+        else:
+            path = LEASES.path(meta["namespace"], "").rstrip("/")
+            verb, answer = (
+                "create",
+                self._call(f"create lease {meta['name']}", "POST", path, body=lease),
+            )
+        metrics.wrote("Lease", verb)
+        return answer
 
     def namespace_terminating(self, namespace: str) -> bool:
         """Whether `namespace` is being deleted (or gone): writes there would only be refused."""
@@ -217,13 +235,15 @@ class Kube:
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the GptOssDeployment's status subresource (None values remove fields)."""
         path = CUSTOM_RESOURCE.path(namespace, name, "status")
-        return self._call(
+        answer = self._call(
             f"patch status {namespace}/{name}",
             "PATCH",
             path,
             body={"status": status},
             content_type="application/merge-patch+json",
         )
+        metrics.wrote(f"{KIND}/status", "patch")
+        return answer
 
     def post_event(self, owner: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Record a core/v1 Event on the GptOssDeployment (shown by `kubectl describe`)."""
@@ -258,6 +278,7 @@ class Kube:
             f"/api/v1/namespaces/{meta['namespace']}/events",
             body=event,
         )
+        metrics.wrote("Event", "create")
 
 
 def _reason(body: Any, fallback: Any) -> str:

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> None:
             namespaces=tuple(namespaces),
             resync_seconds=args.resync_seconds,
             lease=(lease_namespace, lease_name) if args.leader_elect else None,
+            metrics=(args.metrics_address, args.metrics_port) if args.metrics_port else None,
         )
     )
     memory.limit_malloc_arenas()  # before any thread starts

@@ -40,6 +40,10 @@ class Live:
     children: list[dict[str, Any]] = field(default_factory=list)
     replicasets: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
+    # The HPA of the autoscaler (KEDA's), when there is one.
+    autoscalers: list[dict[str, Any]] = field(default_factory=list)
+    # Child kinds of add-ons the apiserver does not serve (KEDA not installed): not rendered.
+    unserved: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -182,15 +186,30 @@ def _failed(live: Live, problem: Problem, now: str) -> Plan:
     return _with_status(Plan(), cr, diagnose.build_status(obs, now))
 
 
-def merge_patch(previous: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-    """`desired` as a JSON merge patch over `previous`: fields that went away, at any depth
-    (status.weights.estimatedCompletionTime once the download is done), are named with None,
-    the only way a merge patch removes them."""
-    patch: dict[str, Any] = {k: None for k in previous if k not in desired}
-    for k, v in desired.items():
-        old = previous.get(k)
-        patch[k] = merge_patch(old, v) if isinstance(v, dict) and isinstance(old, dict) else v
+def merge_patch(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch from `previous` to `status`: fields that went away are removed only
+    when named with None, inside objects too (status.autoscaler.message)."""
+    patch: dict[str, Any] = {k: None for k in previous if k not in status}
+    for key, value in status.items():
+        old = previous.get(key)
+        patch[key] = (
+            merge_patch(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
+        )
     return patch
+
+
+def apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """`target` with a JSON merge patch applied (RFC 7386), as the apiserver stores a status."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            old = merged.get(key)
+            merged[key] = apply_merge_patch(old if isinstance(old, dict) else {}, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
@@ -202,9 +221,8 @@ def without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
 
 def _with_status(plan: Plan, cr: dict[str, Any], status: dict[str, Any]) -> Plan:
     previous = cr.get("status") or {}
-    patch = merge_patch(previous, status)
-    if without_nulls(patch) != previous:
-        plan.status = patch
+    if status != previous:
+        plan.status = merge_patch(previous, status)
         plan.events += diagnose.transitions(
             previous.get("conditions") or [],
             status.get("conditions") or [],
@@ -228,6 +246,7 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
         return _failed(live, apply_failure, now)
 
     desired = render_resolved(meta["name"], meta["namespace"], spec, resolved, owner_reference(cr))
+    desired = [m for m in desired if m["kind"] not in live.unserved]
     deployment = next(m for m in desired if m["kind"] == "Deployment")
     spec_hash = diagnose.template_hash(deployment, SPEC_HASH_ANNOTATION) or ""
     live_by_key = {key_of(c): c for c in live.children}
@@ -271,7 +290,40 @@ def plan(live: Live, now: str, apply_failure: Problem | None = None) -> Plan:
             if weights.is_download_pod(p) and view is not None and weights.of_job(p, view.job)
         ],
     )
-    return _with_status(result, cr, diagnose.build_status(obs, now))
+    status = diagnose.build_status(obs, now)
+    autoscaler = autoscaler_status(spec, live)
+    if autoscaler is not None:
+        status["autoscaler"] = autoscaler
+    result = _with_status(result, cr, status)
+    said = (previous.get("autoscaler") or {}).get("message")
+    if result.status is not None and autoscaler and autoscaler.get("message") not in (None, said):
+        result.events.append(("Warning", "AutoscalingUnavailable", autoscaler["message"]))
+    return result
+
+
+def autoscaler_status(spec: GptOssDeploymentSpec, live: Live) -> dict[str, Any] | None:
+    """status.autoscaler: the bounds, and what KEDA's HPA sees and wants (read from its status;
+    KEDA names it keda-hpa-<name>)."""
+    auto = spec.autoscaling
+    if not auto.enabled:
+        return None
+    status: dict[str, Any] = {"minReplicas": auto.min_replicas, "maxReplicas": auto.max_replicas}
+    if "ScaledObject" in live.unserved:
+        status["message"] = (
+            "spec.autoscaling needs KEDA: this cluster does not serve keda.sh/v1alpha1 "
+            "ScaledObjects; replicas stay at spec.replicas"
+        )
+        return status
+    name = f"keda-hpa-{live.cr['metadata']['name']}"
+    hpa = next((h for h in live.autoscalers if h["metadata"]["name"] == name), None)
+    if hpa is None:
+        return status
+    hpa_status = hpa.get("status") or {}
+    status["name"] = name
+    for key in ("currentReplicas", "desiredReplicas", "lastScaleTime"):
+        if hpa_status.get(key) is not None:
+            status[key] = hpa_status[key]
+    return status
 
 
 def _weights_gate(

@@ -68,6 +68,8 @@ class OperatorSettings:
     resync_seconds: float = 300.0
     # One writer among replicas, through a coordination.k8s.io Lease (None: no election).
     lease: tuple[str, str] | None = None  # (namespace, name)
+    # Where /metrics is served (address, port); None: not served.
+    metrics: tuple[str, int] | None = None
 
 
 _current = OperatorSettings()

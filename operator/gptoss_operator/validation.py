@@ -134,6 +134,7 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
             f"a ReadWriteOnce claim mounts on one node only, so {spec.replicas} replicas cannot "
             "all use it: add ReadWriteMany (or run one replica)",
         )
+    _validate_autoscaling(spec)
     sd = spec.shutdown
     tgps = sd.termination_grace_period_seconds
     if tgps is not None and tgps <= sd.pre_stop_sleep_seconds + sd.drain_seconds:
@@ -159,6 +160,38 @@ def validate_spec(spec: GptOssDeploymentSpec) -> None:
         )
     if spec.image.endswith(":latest"):
         raise SpecError("spec.image", "pin a version tag or digest, not :latest")
+
+
+def _validate_autoscaling(spec: GptOssDeploymentSpec) -> None:
+    auto, cache = spec.autoscaling, spec.model_cache
+    if auto.min_replicas > auto.max_replicas:
+        raise SpecError(
+            "spec.autoscaling.minReplicas",
+            f"{auto.min_replicas} must not exceed maxReplicas ({auto.max_replicas})",
+        )
+    if auto.enabled and auto.prometheus_address is None:
+        raise SpecError(
+            "spec.autoscaling.prometheusAddress",
+            "is required when autoscaling is enabled (the Prometheus that scrapes vLLM)",
+        )
+    if auto.min_replicas == 0 and auto.query is None:
+        raise SpecError(
+            "spec.autoscaling.query",
+            "minReplicas 0 needs a query: vLLM's own metrics vanish with its last pod and could "
+            "never scale it up again",
+        )
+    if (
+        auto.enabled
+        and auto.max_replicas > 1
+        and cache.size
+        and not cache.existing_claim_name
+        and is_single_node(cache)
+    ):
+        raise SpecError(
+            "spec.modelCache.accessModes",
+            "a ReadWriteOnce claim mounts on one node only, so autoscaling past one replica needs "
+            "ReadWriteMany",
+        )
 
 
 def is_single_node(cache: ModelCache) -> bool:

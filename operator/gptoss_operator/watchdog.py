@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from gptoss_operator import memory
+from gptoss_operator import memory, metrics
 from gptoss_operator.controller import Controller, Key
 from gptoss_operator.kube import CUSTOM_RESOURCE, Kube, Resource
 from gptoss_operator.reconcile import resource_version
@@ -138,6 +138,7 @@ class Watchdog:
             return
         self.resyncs += 1
         affected = self.compare(cached, listed)
+        metrics.resynced(len(affected))
         self.controller.request_soon(
             affected | set(self.controller.resources()) if everything else affected
         )
@@ -161,6 +162,7 @@ class Watchdog:
                 recovered = not was_ready
                 if recovered:
                     log.info("the apiserver is back; resyncing the watch caches")
+                    metrics.apiserver_returned()
                 was_ready = True
                 last = time.monotonic()
                 try:

@@ -106,9 +106,10 @@ def drawn() -> list[Drawn]:
     seed = int(os.environ.get("CONVERGE_SEED", random.randrange(1 << 30)))  # noqa: S311
     print(f"\nspec generator seed: {seed} (CONVERGE_SEED={seed} repeats this draw)")
     rng = random.Random(seed)  # noqa: S311  (test data, not secrets)
-    specs = [draw(rng, f"s{i:03d}", podmonitor_crd=True) for i in range(DRAWN)]
+    # The session's CRD fixture installs the PodMonitor and KEDA CRDs: their children are drawn.
+    specs = [draw(rng, f"s{i:03d}", podmonitor_crd=True, keda_crd=True) for i in range(DRAWN)]
     specs += [example(p) for p in EXAMPLES]
-    specs.append(everything_on("everything", podmonitor_crd=True))
+    specs.append(everything_on("everything", podmonitor_crd=True, keda_crd=True))
     return specs
 
 

@@ -66,6 +66,9 @@ FORBIDDEN = [
     ("create", "gptossdeployments.gptoss.dev", True),
     ("patch", "replicasets.apps", True),
     ("watch", "replicasets.apps", True),
+    ("patch", "horizontalpodautoscalers.autoscaling", True),
+    ("delete", "horizontalpodautoscalers.autoscaling", True),
+    ("update", "scaledobjects.keda.sh", True),
     ("patch", "nodes", False),
     ("list", "nodes", False),
     ("list", "namespaces", False),
@@ -99,11 +102,14 @@ ALLOWED = [
             "poddisruptionbudgets.policy",
             "networkpolicies.networking.k8s.io",
             "podmonitors.monitoring.coreos.com",
+            "scaledobjects.keda.sh",
             "configmaps",
             "jobs.batch",
         )
         for verb in ("list", "watch", "create", "patch", "delete")
     ],
+    ("list", "horizontalpodautoscalers.autoscaling"),
+    ("watch", "horizontalpodautoscalers.autoscaling"),
     ("list", "replicasets.apps"),
     ("list", "pods"),
     ("watch", "pods"),
@@ -507,6 +513,7 @@ def test_watch_namespaces_installs_roles_only_in_them(
         )  # fmt: skip
         assert operator_args(testbed, namespace, release) == [
             f"--namespace={work}",
+            "--metrics-port=8081",
             "--leader-elect",
             f"--lease={namespace}/{release}",
         ]

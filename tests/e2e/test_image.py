@@ -99,6 +99,7 @@ class ImageOperator:
         self, image: str, identity: Path, env: dict[str, str], args: list[str], log_path: Path
     ) -> None:
         self.port = _free_port()
+        self.metrics_port = _free_port()
         self.log_path = log_path
         self.container = _buildah("from", "--pull=never", image)
         config = json.loads(_buildah("inspect", "--type", "container", self.container))
@@ -112,6 +113,7 @@ class ImageOperator:
             "-v", f"{identity}:{SA_DIR}:ro",
             self.container, "--", *entrypoint, *args,
             "--liveness", f"http://127.0.0.1:{self.port}/healthz",
+            "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -246,8 +248,9 @@ def test_image_serves_the_examples_as_the_charts_service_account(
     deployment = testbed.get("-n", namespace, "deployment", release)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == image["IMAGE"]
-    # The chart's arguments, but a liveness address on the host's loopback, free for this run.
-    args = [a for a in container["args"] if not a.startswith("--liveness")]
+    # The chart's arguments, but liveness and metrics on the host's loopback, free for this run.
+    assert "--metrics-port=8081" in container["args"]
+    args = [a for a in container["args"] if not a.startswith(("--liveness", "--metrics-port"))]
     assert args == [
         f"--namespace={work_namespace}",
         "--leader-elect",
@@ -272,6 +275,10 @@ def test_image_serves_the_examples_as_the_charts_service_account(
             check=False, timeout=200,
         )  # fmt: skip
         assert ready.returncode == 0, f"not Ready: {ready.stderr}\n{operator.log_tail()}"
+        # The image carries the metrics dependency: /metrics answers, the leader leads.
+        url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            assert "gptoss_operator_leader 1.0" in answer.read().decode()
         operator.stop()
         written = operator.changed_paths()
     finally:

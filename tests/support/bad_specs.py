@@ -120,6 +120,49 @@ BAD: list[tuple[str, dict[str, Any], str, bool]] = [
     ),
     ("image-latest", {"image": "vllm/vllm-openai:latest"}, "spec.image", True),
     (
+        "autoscaling-min-above-max",
+        {"autoscaling": {"minReplicas": 3, "maxReplicas": 2}},
+        "spec.autoscaling.minReplicas",
+        True,
+    ),
+    (
+        "autoscaling-no-prometheus",
+        {"autoscaling": {"enabled": True}},
+        "spec.autoscaling.prometheusAddress",
+        True,
+    ),
+    (
+        "autoscaling-zero-without-query",
+        {"autoscaling": {"minReplicas": 0}},
+        "spec.autoscaling.query",
+        True,
+    ),
+    (
+        "autoscaling-rwo-cache",
+        {
+            "modelCache": {"size": "100Gi"},
+            "autoscaling": {
+                "enabled": True,
+                "maxReplicas": 3,
+                "prometheusAddress": "http://prometheus:9090",
+            },
+        },
+        "spec.modelCache.accessModes",
+        True,
+    ),
+    (
+        "autoscaling-address-not-url",
+        {"autoscaling": {"prometheusAddress": "prometheus:9090"}},
+        "spec.autoscaling.prometheusAddress",
+        False,
+    ),
+    (
+        "autoscaling-unknown-metric",
+        {"autoscaling": {"metric": "GpuUtilization"}},
+        "spec.autoscaling.metric",
+        False,
+    ),
+    (
         "non-root-as-root",
         {"securityContext": {"runAsUser": 0, "runAsNonRoot": True}},
         "spec.securityContext.runAsUser",

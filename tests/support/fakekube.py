@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gptoss_operator.kube import KubeError
-from gptoss_operator.reconcile import Live, key_of
+from gptoss_operator.reconcile import Live, apply_merge_patch, key_of
 
 Normalise = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -30,6 +30,7 @@ class FakeKube:
         self.events: list[tuple[str, str, str]] = []
         self.refuse: Callable[[dict[str, Any]], KubeError | None] = lambda m: None
         self._versions = itertools.count(100)
+        self.missing: frozenset[str] = frozenset()  # add-on kinds not served (KEDA absent)
 
     def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
@@ -65,8 +66,7 @@ class FakeKube:
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         self.calls["patch status"] += 1
-        merged = {**(self.cr.get("status") or {}), **status}
-        self.cr["status"] = {k: v for k, v in merged.items() if v is not None}
+        self.cr["status"] = apply_merge_patch(self.cr.get("status") or {}, status)
         return self._stamp(self.cr)
 
     def post_event(self, owner: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -75,7 +75,11 @@ class FakeKube:
 
     def live(self) -> Live:
         """What a watch cache that has caught up would hold."""
-        return Live(cr=copy.deepcopy(self.cr), children=copy.deepcopy(list(self.objects.values())))
+        return Live(
+            cr=copy.deepcopy(self.cr),
+            children=copy.deepcopy(list(self.objects.values())),
+            unserved=self.missing,
+        )
 
     def writes(self) -> int:
         return sum(n for call, n in self.calls.items() if call.split()[0] in WRITE_CALLS)

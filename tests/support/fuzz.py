@@ -642,6 +642,31 @@ def _mutations(
             },
             ("spec.podMonitor",),
         ),
+        (
+            "autoscaling",
+            lambda: {
+                "autoscaling": {
+                    "enabled": rnd.choice([True, False, "yes"]),
+                    "minReplicas": rnd.choice([0, 1, 3, -1, 1001, "1"]),
+                    "maxReplicas": rnd.choice([1, 2, 8, 0, 5000]),
+                    "metric": rnd.choice(
+                        ["RequestsWaiting", "KVCacheUsage", "TimeToFirstToken", "Cpu", ""]
+                    ),
+                    "target": rnd.choice([0.8, 2, 0, -1, "2", 1e9]),
+                    "query": rnd.choice(["sum(gateway_requests)", "", None, "x" * 3000]),
+                    "activationTarget": rnd.choice([0, 0.5, -1]),
+                    "idleSeconds": rnd.choice([0, 600, -5, 100000]),
+                    "scaleDownStabilizationSeconds": rnd.choice([0, 1200, 4000, -1]),
+                    "scaleUpStabilizationSeconds": rnd.choice([0, 60, 5000]),
+                    "pollingIntervalSeconds": rnd.choice([1, 30, 0]),
+                    "prometheusAddress": rnd.choice(
+                        ["http://prometheus:9090", "https://p.example/x", "prometheus:9090", ""]
+                    ),
+                    "authenticationRef": rnd.choice(["prom-auth", "Bad_Name", ""]),
+                }
+            },
+            ("spec.autoscaling", "spec.modelCache.accessModes"),
+        ),
         ("unknown", lambda: {rnd.choice(["bogus", "Replicas", "extraArgs"]): 1}, ("spec",)),
     ]
 

@@ -28,6 +28,7 @@ class OperatorProcess:
         self.args = args  # no --namespace: every namespace
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.metrics_port = _free_port()  # kept across restarts: /metrics at this port
 
     def start(self) -> None:
         """Start and wait until Kopf's liveness endpoint answers (indexes loaded, watching)."""
@@ -44,6 +45,8 @@ class OperatorProcess:
                     *self.args,
                     "--liveness",
                     f"http://127.0.0.1:{self.port}/healthz",
+                    "--metrics-address=127.0.0.1",
+                    f"--metrics-port={self.metrics_port}",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -61,6 +64,12 @@ class OperatorProcess:
                 return bool(r.status == 200)
         except OSError:
             return False
+
+    def scrape(self) -> str:
+        """The operator's /metrics text."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return str(r.read().decode())
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

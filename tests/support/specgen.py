@@ -99,7 +99,30 @@ def _download(rng: random.Random, managed: bool) -> dict[str, Any]:
     return download
 
 
-def _spec(rng: random.Random, podmonitor_crd: bool) -> tuple[dict[str, Any], str | None, str]:
+# Nothing listens there: KEDA (when the autoscaling tests started it) gets no metric, so its
+# HPA holds the drawn replicas, which are always within the drawn bounds.
+NO_PROMETHEUS = "http://127.0.0.1:9"
+
+
+def _autoscaling(rng: random.Random, replicas: int) -> dict[str, Any]:
+    auto: dict[str, Any] = {
+        "enabled": True,
+        "minReplicas": rng.choice([1, replicas]),
+        "maxReplicas": max(replicas, rng.choice([1, 2, 4])),
+        "prometheusAddress": NO_PROMETHEUS,
+    }
+    if _maybe(rng, 0.3):
+        auto["metric"] = rng.choice(["KVCacheUsage", "TimeToFirstToken"])
+    if _maybe(rng, 0.3):
+        auto["target"] = rng.choice([0.5, 3])
+    if _maybe(rng, 0.2):
+        auto["scaleDownStabilizationSeconds"] = rng.choice([300, 1800])
+    return auto
+
+
+def _spec(
+    rng: random.Random, podmonitor_crd: bool, keda_crd: bool = False
+) -> tuple[dict[str, Any], str | None, str]:
     """A spec, the node kind its pods need (None: nowhere on the test bed), its behaviour."""
     model = rng.choice(["gpt-oss-20b", "gpt-oss-120b"])
     spec: dict[str, Any] = {"model": {"name": model}, "replicas": rng.choice([0, 1, 1, 1, 2])}
@@ -166,6 +189,8 @@ def _spec(rng: random.Random, podmonitor_crd: bool) -> tuple[dict[str, Any], str
         )
     if podmonitor_crd and _maybe(rng, 0.2):
         spec["podMonitor"] = {"enabled": True, "labels": {"release": "prometheus"}}
+    if keda_crd and spec["replicas"] >= 1 and _maybe(rng, 0.2):
+        spec["autoscaling"] = _autoscaling(rng, spec["replicas"])
     if _maybe(rng, 0.2):
         spec["service"] = rng.choice(
             [{"port": 80}, {"type": "NodePort"}, {"annotations": {"team": "search"}}]
@@ -184,10 +209,12 @@ def _spec(rng: random.Random, podmonitor_crd: bool) -> tuple[dict[str, Any], str
     return spec, node_kind, behaviour
 
 
-def draw(rng: random.Random, name: str, podmonitor_crd: bool = False) -> Drawn:
+def draw(
+    rng: random.Random, name: str, podmonitor_crd: bool = False, keda_crd: bool = False
+) -> Drawn:
     """One valid GptOssDeployment named `name`, with its expected state."""
     while True:
-        spec, node_kind, behaviour = _spec(rng, podmonitor_crd)
+        spec, node_kind, behaviour = _spec(rng, podmonitor_crd, keda_crd)
         try:
             parsed = parse_spec(spec)
             render_children(name, "ns", parsed)
@@ -208,7 +235,7 @@ def draw(rng: random.Random, name: str, podmonitor_crd: bool = False) -> Drawn:
     return Drawn(body | {"spec": spec}, expect, node_kind, gpus)
 
 
-def everything_on(name: str, podmonitor_crd: bool) -> Drawn:
+def everything_on(name: str, podmonitor_crd: bool, keda_crd: bool = False) -> Drawn:
     """One spec with every option set."""
     spec: dict[str, Any] = {
         "model": {"name": "gpt-oss-120b", "repository": "openai/gpt-oss-120b", "revision": "main"},
@@ -282,6 +309,21 @@ def everything_on(name: str, podmonitor_crd: bool) -> Drawn:
             "fromPodSelector": {"role": "client"},
         },
         "podMonitor": {"enabled": podmonitor_crd, "interval": "15s", "labels": {"release": "p"}},
+        "autoscaling": {
+            "enabled": keda_crd,
+            "minReplicas": 1,
+            "maxReplicas": 2,
+            "metric": "RequestsWaiting",
+            "target": 4,
+            "query": 'sum(vllm:num_requests_waiting{namespace="x"})',
+            "activationTarget": 0,
+            "idleSeconds": 600,
+            "scaleDownStabilizationSeconds": 1800,
+            "scaleUpStabilizationSeconds": 30,
+            "pollingIntervalSeconds": 15,
+            "prometheusAddress": NO_PROMETHEUS,
+            "authenticationRef": "prometheus-auth",
+        },
     }
     parse_spec(spec)
     body = {"apiVersion": API_VERSION, "kind": "GptOssDeployment", "metadata": {"name": name}}

@@ -2,9 +2,9 @@
 # Build the test bed's binaries from the Go module proxy, through the committed wrapper modules
 # in gomod/. Each tool lands in $TESTBED_CACHE/bin/<tool>-<version>-<go version>/ with a
 # .complete marker written last, so a second run is a no-op. Prints the directories as
-# KEY=DIR lines (K8S_BIN, ETCD_BIN, KWOK_BIN, HELM_BIN) on stdout; progress goes to stderr.
+# KEY=DIR lines (K8S_BIN, ... KEDA_BIN, PROMQL_BIN, PROMETHEUS_BIN) on stdout; progress goes to stderr.
 #
-#   build.sh [kubernetes|etcd|kwok|helm|all]
+#   build.sh [kubernetes|etcd|kwok|helm|keda|promql|prometheus|all]
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -85,12 +85,57 @@ helm() {
     helm.sh/helm/v3/cmd/helm
 }
 
+keda() {
+  # KEDA's operator and its metrics apiserver (external.metrics.k8s.io). Both main packages are
+  # named by directory (operator, adapter): build them one by one under KEDA's own names.
+  local out v=github.com/kedacore/keda/v2/version; out="$(out_dir keda "$KEDA_VERSION")"
+  if [ ! -f "$out/.complete" ]; then
+    echo "building keda $KEDA_VERSION with $GOVERSION (a cold build takes about 11 minutes)" >&2
+    rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+    local start=$SECONDS ldf="-s -w -X $v.Version=$KEDA_VERSION -X $v.GitCommit=$KEDA_VERSION"
+    (cd "$HERE/gomod/keda" \
+      && go build -trimpath -ldflags "$ldf" -o "$out.tmp/keda" github.com/kedacore/keda/v2/cmd/operator \
+      && go build -trimpath -ldflags "$ldf" -o "$out.tmp/keda-adapter" github.com/kedacore/keda/v2/cmd/adapter)
+    echo "built keda in $((SECONDS - start))s" >&2
+    rm -rf "$out"; mv "$out.tmp" "$out"; touch "$out/.complete"
+  fi
+  # Its CRDs come from the same module zip (every one: KEDA's operator stops when a kind it
+  # watches, such as eventing.keda.sh's CloudEventSource, is missing); kept beside the binaries
+  # like kwok's stages, so tests do not depend on the module cache.
+  if [ ! -f "$out/crds/.complete" ]; then
+    local src
+    src="$(cd "$HERE/gomod/keda" && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
+    rm -rf "$out/crds.tmp"; mkdir -p "$out/crds.tmp"
+    cp "$src"/config/crd/bases/*.yaml "$out/crds.tmp/"; chmod u+w "$out/crds.tmp"/*
+    touch "$out/crds.tmp/.complete"
+    rm -rf "$out/crds"; mv "$out/crds.tmp" "$out/crds"
+  fi
+}
+
+promql() {
+  # Prometheus' own PromQL parser behind a command of ours (gomod/promql/main.go), which checks
+  # the queries of the dashboard, the alerts and the autoscaler (tests/e2e/test_promql.py).
+  build promql "$PROMETHEUS_VERSION" "" .
+}
+
+prometheus() {
+  # The real Prometheus between KEDA and vLLM's metric names in the autoscaling test. Without
+  # its service-discovery plugins (remove_all_sd: static targets only), which pull in every
+  # cloud SDK; without the web UI's assets (the API needs none).
+  local p=github.com/prometheus/common/version
+  build prometheus "$PROMETHEUS_VERSION" "-X $p.Version=$PROMETHEUS_RELEASE -X $p.Branch=release" \
+    -tags remove_all_sd github.com/prometheus/prometheus/cmd/prometheus
+}
+
 case "${1:-all}" in
-  kubernetes|etcd|kwok|helm) "$1" ;;
-  all) kubernetes; etcd; kwok; helm ;;
-  *) echo "usage: $0 [kubernetes|etcd|kwok|helm|all]" >&2; exit 2 ;;
+  kubernetes|etcd|kwok|helm|keda|promql|prometheus) "$1" ;;
+  all) kubernetes; etcd; kwok; helm; keda; promql; prometheus ;;
+  *) echo "usage: $0 [kubernetes|etcd|kwok|helm|keda|promql|prometheus|all]" >&2; exit 2 ;;
 esac
 echo "K8S_BIN=$(out_dir kubernetes "$K8S_VERSION")"
 echo "ETCD_BIN=$(out_dir etcd "$ETCD_VERSION")"
 echo "KWOK_BIN=$(out_dir kwok "$KWOK_VERSION")"
 echo "HELM_BIN=$(out_dir helm "$HELM_VERSION")"
+echo "KEDA_BIN=$(out_dir keda "$KEDA_VERSION")"
+echo "PROMQL_BIN=$(out_dir promql "$PROMETHEUS_VERSION")"
+echo "PROMETHEUS_BIN=$(out_dir prometheus "$PROMETHEUS_VERSION")"

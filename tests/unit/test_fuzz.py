@@ -107,7 +107,9 @@ def test_fuzz_covers_every_field() -> None:
     fields = _field_paths(GptOssDeploymentSpec)
     run = fields & set().union(*(_paths(v.spec) for v in variants(SEED)))
     print(f"\nfuzz seed {SEED}: {len(run)} of {len(fields)} spec fields changed in this run")
-    touched = set().union(*(_paths(v.spec) for v in variants(SEED, 5000)))
+    # Reaching every field is a property of the generator: checked on a fixed seed, so a rare
+    # field missed by one random seed cannot fail a run (the run's own seed is printed above).
+    touched = set().union(*(_paths(v.spec) for v in variants(1, 5000)))
     assert fields - touched == set(), f"fields no variant changes: {sorted(fields - touched)}"
 
 

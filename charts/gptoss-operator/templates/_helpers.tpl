@@ -98,6 +98,15 @@ CRDs is skipped by Kopf with a warning.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["podmonitors"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# spec.autoscaling: the KEDA ScaledObject (pruned when autoscaling is turned off; skipped, and
+# reported in status, where KEDA is not installed), and the HPA KEDA creates from it, read
+# for status.autoscaler (never written: KEDA owns it).
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "watch"]
 # The last available pod template, listed when an automatic rollback needs it.
 - apiGroups: ["apps"]
   resources: ["replicasets"]

@@ -4,6 +4,7 @@ from gptoss_operator.api.common import GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR
 from gptoss_operator.api.spec import (
     Accelerator,
     ApiSettings,
+    AutoscalingSettings,
     CustomAccelerator,
     EngineSettings,
     EnvVar,
@@ -33,6 +34,7 @@ __all__ = [
     "VERSION",
     "Accelerator",
     "ApiSettings",
+    "AutoscalingSettings",
     "Condition",
     "CustomAccelerator",
     "EngineSettings",

@@ -349,6 +349,68 @@ class PodMonitorSettings(ApiModel):
     """Labels of the PodMonitor, for the Prometheus podMonitorSelector."""
 
 
+AutoscalingMetric = Literal["RequestsWaiting", "KVCacheUsage", "TimeToFirstToken"]
+AUTOSCALING_TARGETS: dict[str, float] = {
+    "RequestsWaiting": 2.0,
+    "KVCacheUsage": 0.8,
+    "TimeToFirstToken": 2.0,
+}
+"""Default target of each autoscaling metric (see AutoscalingSettings.target)."""
+
+
+class AutoscalingSettings(ApiModel):
+    """Autoscaling on vLLM's own metrics: a KEDA ScaledObject (needs KEDA) whose HPA sets
+    spec.replicas through the scale subresource."""
+
+    enabled: bool = False
+    """Create a keda.sh/v1alpha1 ScaledObject targeting this GptOssDeployment. While it exists,
+    the autoscaler owns spec.replicas: a kubectl scale holds only until its next decision."""
+    min_replicas: int = Field(default=1, ge=0, le=1000)
+    """Fewest replicas. 0 lets KEDA scale to zero when the query stays at or below
+    activationTarget for idleSeconds (needs `query`: vLLM's own metrics vanish with its last pod,
+    so they cannot bring the first one back)."""
+    max_replicas: int = Field(default=2, ge=1, le=1000)
+    """Most replicas (each one takes its GPUs: size it to the GPUs you can spare)."""
+    metric: AutoscalingMetric = "RequestsWaiting"
+    """What to scale on: RequestsWaiting (vllm:num_requests_waiting per replica: requests queued
+    because the batch or the KV cache is full), KVCacheUsage (vllm:kv_cache_usage_perc per
+    replica, a fraction) or TimeToFirstToken (90th percentile of
+    vllm:time_to_first_token_seconds over 2 minutes)."""
+    target: float | None = Field(default=None, gt=0, le=1000000)
+    """The value to hold the metric at. Default: 2 waiting requests per replica, 0.8 KV-cache
+    use per replica, or 2 seconds to the first token."""
+    query: str | None = Field(default=None, min_length=1, max_length=2048)
+    """A PromQL query replacing the built-in one of `metric`, compared with `target` the same
+    way (its total per replica for RequestsWaiting and KVCacheUsage, its value for
+    TimeToFirstToken). For scale from zero, a demand signal that exists without pods, e.g. a
+    gateway's request rate."""
+    activation_target: float = Field(default=0, ge=0, le=1000000)
+    """KEDA's activation threshold: with minReplicas 0 the resource scales from zero above it
+    and to zero after idleSeconds at or below it."""
+    idle_seconds: int = Field(default=1800, ge=0, le=86400)
+    """With minReplicas 0: how long the query must stay at or below activationTarget before
+    the last replica goes (KEDA's cooldownPeriod)."""
+    scale_down_stabilization_seconds: int = Field(default=1200, ge=0, le=3600)
+    """The HPA scales down only to the highest count it wanted over this window: a replica that
+    took minutes to load is not dropped at the first quiet minute. Replicas go one at a time,
+    at most one a minute."""
+    scale_up_stabilization_seconds: int = Field(default=0, ge=0, le=3600)
+    """Window over which a scale-up must be wanted before it happens (0: at once)."""
+    polling_interval_seconds: int = Field(default=30, ge=1, le=3600)
+    """How often KEDA asks Prometheus while at zero replicas (the HPA polls every 15 s by
+    default, through KEDA's metrics server)."""
+    prometheus_address: str | None = Field(
+        default=None, max_length=512, pattern=r"^https?://[^\s/]+(/[^\s]*)?$"
+    )
+    """Base URL of the Prometheus (or Thanos, Mimir...) that scrapes vLLM, e.g.
+    http://prometheus-operated.monitoring.svc:9090. Required when enabled."""
+    authentication_ref: str | None = Field(
+        default=None, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
+    """Name of a KEDA TriggerAuthentication in this namespace for Prometheus (bearer token,
+    basic auth, TLS), when it needs credentials."""
+
+
 class GptOssDeploymentSpec(ApiModel):
     """Desired state of a gpt-oss model served by vLLM behind an OpenAI-compatible Service."""
 
@@ -398,5 +460,7 @@ class GptOssDeploymentSpec(ApiModel):
     """NetworkPolicy."""
     pod_monitor: PodMonitorSettings = PodMonitorSettings()
     """PodMonitor."""
+    autoscaling: AutoscalingSettings = AutoscalingSettings()
+    """Autoscaling on vLLM's metrics through KEDA."""
     security_context: PodSecurity = PodSecurity()
     """User and groups of the vLLM container; the rest of the pod's hardening is fixed."""

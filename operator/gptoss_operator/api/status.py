@@ -49,6 +49,25 @@ class WeightsStatus(ApiModel):
     """When the download should end at the pace of its finished parts (RFC 3339)."""
 
 
+class AutoscalerStatus(ApiModel):
+    """What the autoscaler (KEDA's HPA) sees and wants, when spec.autoscaling is enabled."""
+
+    name: str | None = None
+    """The HPA KEDA created for the ScaledObject."""
+    min_replicas: int | None = None
+    """spec.autoscaling.minReplicas."""
+    max_replicas: int | None = None
+    """spec.autoscaling.maxReplicas."""
+    current_replicas: int | None = None
+    """Replicas the HPA last saw."""
+    desired_replicas: int | None = None
+    """Replicas the HPA last computed from the metric (it writes them to spec.replicas)."""
+    last_scale_time: str | None = None
+    """When the HPA last changed spec.replicas."""
+    message: str | None = None
+    """Why autoscaling does not act, e.g. KEDA is not installed."""
+
+
 class GptOssDeploymentStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -88,6 +107,8 @@ class GptOssDeploymentStatus(ApiModel):
     """Spec hash of a failed rollout the operator rolled back from (autoRollback)."""
     weights: WeightsStatus | None = None
     """The download of the weights, when a download Job fills the model cache."""
+    autoscaler: AutoscalerStatus | None = None
+    """The autoscaler's view, when spec.autoscaling is enabled."""
     conditions: list[Condition] = Field(default_factory=list)
     """Current conditions: Ready, Progressing, Degraded and, with a download Job,
     WeightsReady."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from gptoss_operator.api import GptOssDeploymentSpec
 from gptoss_operator.render.auth import build_auth_config_map
+from gptoss_operator.render.autoscaling import build_scaled_object
 from gptoss_operator.render.optional import (
     build_cache_pvc,
     build_network_policy,
@@ -47,10 +48,17 @@ class WatchedKind:
     recreatable: bool = False
     # Fields of `spec` the apiserver allocates, which a replacement (PUT) carries over.
     kept_on_replace: tuple[str, ...] = ()
+    # Served only where an add-on's CRD is installed (KEDA): rendered only when the apiserver
+    # serves it, and otherwise reported in status instead of failing the whole reconcile.
+    optional_api: bool = False
 
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{self.group}"
 
     @property
     def index(self) -> str:
@@ -103,6 +111,18 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
         build_pod_monitor,
         prunable=True,
     ),
+    # Only where KEDA is installed; its HPA (KEDA copies the ScaledObject's labels onto it) is
+    # watched for the autoscaler's current and desired replicas in status.
+    WatchedKind(
+        "ScaledObject",
+        "keda.sh",
+        "v1alpha1",
+        "scaledobjects",
+        build_scaled_object,
+        prunable=True,
+        optional_api=True,
+    ),
+    WatchedKind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers"),
     # ReplicaSets are not watched: only an automatic rollback reads them (the pod template of
     # the last available spec), and it lists them then (controller.py). Watching them cost a
     # sixth of the cached objects and of Kopf's event processing, for nothing the rest reads.
