@@ -83,6 +83,11 @@ def weights(**download: Any) -> dict[str, Any]:
     return {"size": "50Gi", "download": download}
 
 
+def _complete(job: dict[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+
+
 def test_managed_cache_downloads_first_shows_progress_then_serves(
     testbed: Testbed, operator: OperatorProcess, namespace: str
 ):
@@ -103,10 +108,16 @@ def test_managed_cache_downloads_first_shows_progress_then_serves(
     seen: set[str] = set()
 
     def progressed() -> bool:
+        # No GPU pod before the weights: read the Deployment and the pods first, the Job
+        # after. Anything serving at the first read means the Job was complete before it,
+        # so it must be complete at the second (the other order races the completion).
+        serving = child(testbed, namespace, "deployment", "dl") or serving_pods(
+            testbed, namespace, "dl"
+        )
+        if serving:
+            assert all(_complete(j) for j in jobs(testbed, namespace, "dl")), serving
         row = table_row(testbed, namespace, "dl")
         if row.get("PHASE") == "Downloading":
-            assert child(testbed, namespace, "deployment", "dl") is None
-            assert serving_pods(testbed, namespace, "dl") == []
             if row.get("WEIGHTS", "") not in seen:  # shown once per step, for the docs
                 print("\n" + testbed.kubectl("-n", namespace, "get", "gptoss", "-o", "wide").stdout)
             seen.add(row.get("WEIGHTS", ""))
