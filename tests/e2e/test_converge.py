@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gptoss_operator.controller import PROGRESS_STATUS_DELAY
 from gptoss_operator.render import kinds, resolve
 from gptoss_operator.validation import parse_spec
 from support.gptoss import apply_all, condition
@@ -155,13 +156,16 @@ def test_every_drawn_spec_converges_then_goes_quiet(
         }
         assert not wrong, f"children differ (live, expected): {wrong}"
 
-        # Let the last status writes land, then measure a quiet window.
+        # Let the last status writes land (a progress-only change is held up to
+        # PROGRESS_STATUS_DELAY), then measure a quiet window.
+        settle = PROGRESS_STATUS_DELAY + 1
+
         def quiet() -> bool:
             mark = testbed.audit_mark()
-            time.sleep(3)
+            time.sleep(settle)
             return operator_requests(testbed, mark, namespace) == ([], [])
 
-        wait_until(quiet, 120, "3 s without operator requests", interval=0)
+        wait_until(quiet, 120, f"{settle:.0f} s without operator requests", interval=0)
         log_before = operator.log_path.stat().st_size
         mark = testbed.audit_mark()
         time.sleep(QUIET_WINDOW_SECONDS)  # the window is the measurement

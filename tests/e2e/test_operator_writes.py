@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from gptoss_operator.controller import PROGRESS_STATUS_DELAY
 from support.gptoss import apply_all, manifest, ready_count
 from support.operator import OperatorProcess
 from support.testbed import Testbed, describe_write, wait_until
@@ -63,7 +64,7 @@ def test_idle_and_restarted_operator_write_nothing(
     ]
     apply_all(testbed, namespace, objects)
     wait_until(lambda: ready_count(testbed, namespace) == COUNT, 180, f"{COUNT} ready resources")
-    quiet_for(testbed, 3, namespace)
+    quiet_for(testbed, PROGRESS_STATUS_DELAY + 1, namespace)  # a held status lands first
 
     # The window is the measurement itself: nothing to poll for, so wait it out.
     mark = testbed.audit_mark()
