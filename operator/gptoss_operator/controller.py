@@ -150,8 +150,16 @@ class Controller:
         self.active = True
         self._background: set[asyncio.Future[None]] = set()
 
-    def ghost(self, uid: str) -> None:
+    def ghost(self, uid: str, key: Key | None = None) -> None:
+        """An object the watch caches still hold although it is gone (see watchdog.py). Its
+        owner forgets what it applied: a child deleted while the watch was away sent no
+        DELETED event, and must not look like a create whose event is still on its way."""
         self._ghosts.add(uid)
+        state = self._keys.get(key) if key else None
+        if state:
+            state.applied.clear()
+            state.verdicts.clear()
+            state.child_gone = True
 
     def resources(self) -> list[Key]:
         """Every GptOssDeployment in the caches."""

@@ -103,7 +103,7 @@ class Watchdog:
         for index, (present, list_version) in listed.items():
             for uid, (key, version) in cached.get(index, {}).items():
                 if uid not in present and 0 <= version <= list_version:
-                    self.controller.ghost(uid)
+                    self.controller.ghost(uid, key)
                     affected.add(key)
             for uid, version in present.items():
                 if versions.get(uid, -1) < version:

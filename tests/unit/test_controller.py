@@ -278,3 +278,16 @@ def test_a_status_update_waits_for_new_resources_one_second_at_most() -> None:
     asyncio.run(stream())
     ctl.stop()
     assert order == [known, new]
+
+
+def test_a_child_deleted_while_the_watch_was_away_is_applied_again() -> None:
+    """No DELETED event came (the apiserver restarted); the watchdog found the ghost."""
+    kube = FakeKube(resource())
+    ctl = Controller(kube)  # type: ignore[arg-type]
+    settle(ctl, kube, rounds=2)
+    gone = kube.objects.pop(("Service", "chat"))
+    ctl.reconcile(KEY, kube.live())  # the cache lags: our record says "on its way"
+    assert ("Service", "chat") not in kube.objects
+    ctl.ghost(gone["metadata"].get("uid", "svc-uid"), KEY)
+    ctl.reconcile(KEY, kube.live())
+    assert ("Service", "chat") in kube.objects
