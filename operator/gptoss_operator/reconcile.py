@@ -212,13 +212,6 @@ def apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str
     return merged
 
 
-def without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
-    """What a merge patch leaves of the fields it names: the patch without its None removals."""
-    return {
-        k: without_nulls(v) if isinstance(v, dict) else v for k, v in patch.items() if v is not None
-    }
-
-
 def _with_status(plan: Plan, cr: dict[str, Any], status: dict[str, Any]) -> Plan:
     previous = cr.get("status") or {}
     if status != previous:
