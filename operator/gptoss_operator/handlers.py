@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from gptoss_operator import metrics
+from gptoss_operator import credentials, metrics
 from gptoss_operator import settings as operator_settings
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.cached import cached_form
@@ -49,6 +49,13 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         return None
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """Kopf's watches use the identity the operator writes with (credentials.py); called again
+    when the apiserver answers 401, so a rotated token is read afresh."""
+    return credentials.connection()
 
 
 @kopf.on.startup()

@@ -1,8 +1,9 @@
 """Every call the operator makes to the Kubernetes API, and nothing else.
 
 Children are written with server-side apply under one field manager; the custom resource's
-status with a merge patch on its status subresource; Events through core/v1. An `ApiException`
-becomes a `KubeError` here, in one place.
+status with a merge patch on its status subresource; Events through core/v1. Requests go over
+one urllib3 pool shared by the worker threads; every failure becomes a `KubeError` here, in one
+place.
 """
 
 from __future__ import annotations
@@ -10,20 +11,27 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import threading
+import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import kubernetes
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
+import kopf
+import urllib3
 
-from gptoss_operator import metrics
+from gptoss_operator import credentials, metrics
 from gptoss_operator.api import GROUP, KIND, PLURAL, VERSION
 from gptoss_operator.reconcile import resource_version
 from gptoss_operator.render import WATCHED_KINDS
 
 FIELD_MANAGER = "gptoss-operator"
+# A connection per worker thread (controller.WORKERS), the watchdog and the leader election.
+CONNECTIONS = 12
+# A request the apiserver has not answered in a minute is a hung connection: the reconcile
+# fails and is retried, instead of a worker waiting forever.
+TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)
 log = logging.getLogger(__name__)
 
 
@@ -76,17 +84,28 @@ def _body(obj: Any) -> bytes:
 class Kube:
     """A thin, synchronous client: call it from a worker thread, never from the event loop."""
 
-    def __init__(self, api_client: ApiClient) -> None:
-        self.api = api_client
+    def __init__(self, login: Callable[[], kopf.ConnectionInfo]) -> None:
+        self._login = login
+        self._lock = threading.Lock()
+        self._connect()
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None) -> Kube:
+    def from_environment(cls) -> Kube:
         """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
-        try:
-            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-        return cls(ApiClient())
+        return cls(credentials.connection)
+
+    def _connect(self) -> None:
+        info = self._login()
+        self._server = info.server.rstrip("/")
+        self._headers = {"Accept": "application/json", **info.as_http_headers()}
+        self._pool = urllib3.PoolManager(
+            num_pools=2,
+            maxsize=CONNECTIONS,
+            block=False,
+            ssl_context=info.as_ssl_context(),
+            retries=False,
+            timeout=TIMEOUT,
+        )
 
     def _call(
         self,
@@ -97,27 +116,28 @@ class Kube:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
-        request = self.api.param_serialize(
-            method,
-            path,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        try:
-            response = self.api.call_api(*request)
-            data = response.read()  # type: ignore[no-untyped-call]
-        except ApiException as error:
-            metrics.api_error(error.status or 0)
-            raise KubeError(action, error.status or 0, _reason(error.body, error.reason)) from None
-        except OSError as error:  # refused, reset, TLS: the apiserver is not reachable
-            metrics.api_error(0)
-            raise KubeError(action, 0, str(error)) from None
+        url = self._server + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        data = body if isinstance(body, bytes) or body is None else _body(body)
+        response = self._send(action, method, url, data, content_type)
+        if response.status == 401:  # a rotated token (projected or exec-issued): read it again
+            with self._lock:
+                self._connect()
+            response = self._send(action, method, url, data, content_type)
         if response.status >= 400:
             metrics.api_error(response.status)
-            raise KubeError(action, response.status, _reason(data, response.reason))
-        return json.loads(data) if data else {}
+            raise KubeError(action, response.status, _reason(response.data, response.reason))
+        return json.loads(response.data) if response.data else {}
+
+    def _send(
+        self, action: str, method: str, url: str, data: bytes | None, content_type: str
+    ) -> urllib3.BaseHTTPResponse:
+        try:
+            return self._pool.request(
+                method, url, body=data, headers={**self._headers, "Content-Type": content_type}
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as error:  # refused, reset, TLS, timeout
+            metrics.api_error(0)
+            raise KubeError(action, 0, str(error)) from None
 
     def apply(self, manifest: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply `manifest`, taking over fields others changed (drift is reverted).
@@ -144,7 +164,7 @@ class Kube:
             f"replace {manifest['kind']} {meta['namespace']}/{meta['name']}",
             "PUT",
             resource_of(manifest).path(meta["namespace"], meta["name"]),
-            body=manifest,  # JSON: its decoder reads surrogate-pair escapes correctly
+            body=manifest,
             query=[("fieldManager", FIELD_MANAGER)],
         )
         metrics.wrote(manifest["kind"], "replace")

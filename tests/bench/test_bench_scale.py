@@ -27,6 +27,7 @@ from typing import Any
 import kubernetes
 import pytest
 
+from gptoss_operator import credentials
 from gptoss_operator.api import GROUP, PLURAL, VERSION, GptOssDeploymentSpec
 from gptoss_operator.kube import Kube
 from gptoss_operator.reconcile import owner_reference
@@ -126,9 +127,8 @@ def _row(
 def run_floor(testbed: Testbed, operator: OperatorProcess, n: int) -> dict[str, Any]:
     namespace = _namespace(testbed, "floor", n)
     _create_resources(testbed, namespace, n)
-    kube = Kube(
-        kubernetes.config.new_client_from_config(config_file=str(floor_kubeconfig(testbed)))
-    )
+    floor_config = str(floor_kubeconfig(testbed))
+    kube = Kube(lambda: credentials.from_kubeconfig(floor_config))
     crs = testbed.get("-n", namespace, PLURAL)["items"]
     mark = testbed.audit_mark()
     with Stopwatch(testbed.kubeconfig, namespace) as watch:
