@@ -23,7 +23,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,13 +142,16 @@ class Controller:
         self._order = itertools.count()
         self._worker_tasks: list[asyncio.Task[None]] = []
         self.indexes: Mapping[str, Mapping[Any, Any]] = {}
+        # The operator's own informers' caches (informer.py), read beside Kopf's indexes, and
+        # what the workers wait for before their first reconcile: caches loaded in full.
+        self._informed: Mapping[str, Mapping[Any, Any]] = {}
+        self._loaded: Callable[[], Awaitable[None]] | None = None
         self._keys: dict[Key, _KeyState] = {}
         self._namespaces: dict[str, tuple[bool, float]] = {}
         # Objects known deleted although a watch cache still holds them (see watchdog.py).
         self._ghosts: set[str] = set()
         # False while another replica holds the leader Lease: requests are kept, not run.
         self.active = True
-        self._background: set[asyncio.Future[None]] = set()
 
     def ghost(self, uid: str, key: Key | None = None) -> None:
         """An object the watch caches still hold although it is gone (see watchdog.py). Its
@@ -169,9 +172,7 @@ class Controller:
     def request_soon(self, keys: set[Key] | list[Key]) -> None:
         """Request reconciles from outside a watch event (resync, leadership)."""
         for key in keys:
-            task = asyncio.ensure_future(self.request(key))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.notify(key)
 
     def queue_depth(self) -> tuple[int, int, int]:
         """Resources with a reconcile (running, requested and waiting, scheduled), for metrics."""
@@ -183,7 +184,29 @@ class Controller:
         )
 
     def bind(self, indexes: Mapping[str, Mapping[Any, Any]]) -> None:
-        self.indexes = indexes
+        """Kopf's indexes, handed in with every Kopf event."""
+        self.indexes = {**indexes, **self._informed}
+
+    def inform(
+        self, indexes: Mapping[str, Mapping[Any, Any]], loaded: Callable[[], Awaitable[None]]
+    ) -> None:
+        """The informers' caches, and how to wait until each has listed once."""
+        self._informed = indexes
+        self._loaded = loaded
+        self.indexes = {**self.indexes, **indexes}
+
+    def resource_changed(self, key: Key, deleted_name: str | None) -> None:
+        """A GptOssDeployment was created, changed, or deleted (`deleted_name`)."""
+        if deleted_name is not None:
+            self.forget(key)
+        else:
+            self.notify(key)
+
+    def child_changed(self, kind: str, key: Key, deleted_name: str | None) -> None:
+        """An informer saw a child or pod of `key` change (`deleted_name`: one is gone)."""
+        if deleted_name is not None:
+            self.child_deleted(key, kind, deleted_name)
+        self.notify(key)
 
     def forget(self, key: Key) -> None:
         state = self._keys.pop(key, None)
@@ -203,6 +226,10 @@ class Controller:
         return self._keys.setdefault(key, _KeyState(budget=WriteBudget(clock=self.clock)))
 
     async def request(self, key: Key) -> None:
+        """Queue a reconcile of `key` (see notify)."""
+        self.notify(key)
+
+    def notify(self, key: Key) -> None:
         """Queue a reconcile of `key`; one already queued or running for it absorbs this one
         (a running one goes round again). Returns at once: watch events never wait on the API."""
         state = self._state(key)
@@ -230,6 +257,8 @@ class Controller:
         return self._queue
 
     async def _work(self, queue: asyncio.PriorityQueue[tuple[float, int, Key]]) -> None:
+        if self._loaded is not None:
+            await self._loaded()  # a reconcile on half-loaded caches would write what exists
         while True:
             _, _, key = await queue.get()
             state = self._state(key)
@@ -261,7 +290,7 @@ class Controller:
         if state.timer:
             state.timer.cancel()
         loop = asyncio.get_running_loop()
-        state.timer = loop.call_later(delay, lambda: asyncio.ensure_future(self.request(key)))
+        state.timer = loop.call_later(delay, self.notify, key)
         state.timer_due = due
 
     async def _attempt(self, key: Key, state: _KeyState) -> None:

@@ -14,7 +14,7 @@ import logging
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,10 @@ CONNECTIONS = 12
 # A request the apiserver has not answered in a minute is a hung connection: the reconcile
 # fails and is retried, instead of a worker waiting forever.
 TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)
+# A watch lasts this long before the apiserver ends it and the informer watches again; a read
+# waits that long plus a margin (bookmarks and events arrive in between).
+WATCH_SECONDS = 300
+WATCH_CHUNK = 64 * 1024
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +55,12 @@ class Resource:
     version: str
     plural: str
     namespaced: bool = True
+
+    def collection(self, namespace: str | None) -> str:
+        """The path of every object of the kind: in `namespace`, or cluster-wide (None)."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        scope = f"/namespaces/{namespace}" if namespace else ""
+        return f"{base}{scope}/{self.plural}"
 
     def path(self, namespace: str, name: str, subresource: str = "") -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
@@ -201,13 +211,78 @@ class Kube:
     ) -> tuple[list[dict[str, Any]], int]:
         """Every object of a kind (in one namespace, or cluster-wide), and the list's
         resourceVersion (-1 when it is not a number)."""
-        base = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
-        scope = f"/namespaces/{namespace}" if namespace else ""
+        items: list[dict[str, Any]] = []
+        version = ""
+        for page, page_version in self.list_pages(resource, namespace, label_selector):
+            items += page
+            version = page_version
+        return items, resource_version({"metadata": {"resourceVersion": version}})
+
+    def list_pages(
+        self, resource: Resource, namespace: str | None, label_selector: str = "", limit: int = 0
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """A list in pages of `limit` objects (0: one page), each with the list's
+        resourceVersion: a caller that handles one page before asking for the next never holds
+        the parsed whole (1,000 pods are tens of MiB of Python objects)."""
         query = [("labelSelector", label_selector)] if label_selector else []
-        answer = self._call(
-            f"list {resource.plural}", "GET", f"{base}{scope}/{resource.plural}", query=query
-        )
-        return list(answer.get("items") or []), resource_version(answer)
+        query += [("limit", str(limit))] if limit else []
+        path = resource.collection(namespace)
+        token = ""
+        while True:
+            answer = self._call(
+                f"list {resource.plural}",
+                "GET",
+                path,
+                query=query + ([("continue", token)] if token else []),
+            )
+            meta = answer.get("metadata") or {}
+            yield list(answer.pop("items", None) or []), str(meta.get("resourceVersion", ""))
+            token = meta.get("continue") or ""
+            if not token:
+                return
+
+    def watch(
+        self, resource: Resource, namespace: str | None, label_selector: str, version: str
+    ) -> Iterator[dict[str, Any]]:
+        """The watch events of a kind from `version` on, one parsed event at a time, until the
+        apiserver ends the stream (after WATCH_SECONDS, or a restart). Bookmarks included."""
+        query = [
+            ("watch", "1"),
+            ("resourceVersion", version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(WATCH_SECONDS)),
+        ] + ([("labelSelector", label_selector)] if label_selector else [])
+        action = f"watch {resource.plural}"
+        url = self._server + resource.collection(namespace) + "?" + urllib.parse.urlencode(query)
+        try:
+            response = self._pool.request(
+                "GET",
+                url,
+                headers=self._headers,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=10.0, read=WATCH_SECONDS + 30.0),
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            metrics.api_error(0)
+            raise KubeError(action, 0, str(error)) from None
+        try:
+            if response.status == 401:
+                with self._lock:
+                    self._connect()
+            if response.status >= 400:
+                metrics.api_error(response.status)
+                raise KubeError(action, response.status, _reason(response.read(), response.reason))
+            pending = b""
+            for chunk in response.stream(WATCH_CHUNK):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError) as error:  # reset, timeout mid-stream
+            raise KubeError(action, 0, str(error)) from None
+        finally:
+            response.release_conn()
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

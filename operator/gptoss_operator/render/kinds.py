@@ -51,6 +51,9 @@ class WatchedKind:
     # Served only where an add-on's CRD is installed (KEDA): rendered only when the apiserver
     # serves it, and otherwise reported in status instead of failing the whole reconcile.
     optional_api: bool = False
+    # Part of every Kubernetes API: cached by the operator's own informers (informer.py).
+    # Kinds of add-ons are watched through Kopf, which follows their CRDs coming and going.
+    built_in: bool = True
 
     @property
     def api_version(self) -> str:
@@ -110,6 +113,7 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
         "podmonitors",
         build_pod_monitor,
         prunable=True,
+        built_in=False,
     ),
     # Only where KEDA is installed; its HPA (KEDA copies the ScaledObject's labels onto it) is
     # watched for the autoscaler's current and desired replicas in status.
@@ -121,6 +125,7 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
         build_scaled_object,
         prunable=True,
         optional_api=True,
+        built_in=False,
     ),
     WatchedKind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers"),
     # ReplicaSets are not watched: only an automatic rollback reads them (the pod template of
