@@ -1,8 +1,9 @@
 """Runs reconciles: one at a time per GptOssDeployment, coalesced, retried with backoff.
 
 Watch events (the custom resource, its children, their pods) only *request* a reconcile. The
-reconcile reads the watch caches (Kopf indexes, filled before any handler runs, so a restarted
-operator sees the cluster as it is and writes nothing), plans, and carries the plan out.
+reconcile reads the watch caches (informer.py, loaded in full before the first reconcile, so a
+restarted operator sees the cluster as it is and writes nothing), plans, and carries the plan
+out.
 
 A write happens only for a difference the apiserver itself would see. The pure plan compares
 the rendered children with the cached ones; where they differ although this operator already

@@ -1,11 +1,11 @@
 """Keeps the watch caches equal to the cluster, and says when they are not.
 
-Kopf's indexes follow watch events. After a watch reconnects (an apiserver restart, a 410 Gone
-after etcd compaction, a network break) Kopf lists the objects again and indexes what it gets,
-but never drops what the new list lacks: an object deleted during the gap stays in the index as
-a ghost, and the operator would reconcile against it (a Deployment it thinks exists, a resource
-it thinks Ready). Kopf has no hook on its re-lists (see docs/reliability.md), so this module
-works around it instead of replacing Kopf's watches with an informer of its own:
+The operator's informers replace their cache whole on every list, but Kopf's indexes (the
+add-ons' kinds) do not: after a watch reconnects (an apiserver restart, a 410 Gone after etcd
+compaction, a network break) Kopf lists the objects again and indexes what it gets, but never
+drops what the new list lacks, and has no hook on its re-lists (see docs/reliability.md). An
+object deleted during the gap would stay as a ghost. And any watch can get stuck without an
+error. So, for every cache:
 
 - it asks the apiserver `/readyz` every few seconds; when the apiserver comes back after being
   unreachable, and every `resync_seconds` in any case, it lists every watched kind;
