@@ -153,13 +153,13 @@ class Informer:
                 self._stop.wait(delay)
 
     def _list(self) -> str:
-        objects: list[dict[str, Any]] = []
+        objects: list[tuple[Key, dict[str, Any]]] = []
         version = ""
         with _LISTING:
             for page, page_version in self.kube.list_pages(
                 self.source.resource, self.namespace, self.source.selector, PAGE_SIZE
             ):
-                objects += (cached_form(self._with_kind(o)) for o in page)
+                objects += (self._cached(o) for o in page)
                 version = page_version
                 del page
         self.loop.call_soon_threadsafe(self._replace, objects)
@@ -175,21 +175,25 @@ class Informer:
                 raise KubeError(f"watch {self.plural}", int(obj.get("code") or 0), str(obj))
             version = (obj.get("metadata") or {}).get("resourceVersion") or version
             if type_ in ("ADDED", "MODIFIED", "DELETED"):
-                cached = cached_form(self._with_kind(obj))
-                self.loop.call_soon_threadsafe(self._event, type_ == "DELETED", cached)
+                key, cached = self._cached(obj)
+                self.loop.call_soon_threadsafe(self._event, type_ == "DELETED", key, cached)
             if self._stop.is_set():
                 break
         return version
 
     # --- on the event loop ---------------------------------------------------------------------
-    def _replace(self, objects: Iterable[dict[str, Any]]) -> None:
+    def _cached(self, obj: dict[str, Any]) -> tuple[Key, dict[str, Any]]:
+        """Its owner (read from the whole object: the cached form of a pod keeps no instance
+        label) and its cached form."""
+        return self.source.key_of(obj), cached_form(self._with_kind(obj))
+
+    def _replace(self, objects: Iterable[tuple[Key, dict[str, Any]]]) -> None:
         """A fresh list: the cache becomes exactly it; owners of what changed are told."""
         first = not self.listed.is_set()
         before = self._where
         self._where = {}
         index: dict[Key, list[dict[str, Any]]] = {}
-        for obj in objects:
-            key = self.source.key_of(obj)
+        for key, obj in objects:
             meta = obj["metadata"]
             index.setdefault(key, []).append(obj)
             self._where[meta["uid"]] = (key, meta.get("resourceVersion", ""), meta["name"])
@@ -207,13 +211,12 @@ class Informer:
             if uid not in self._where:
                 self._changed(key, name)  # deleted while the watch was away
 
-    def _event(self, deleted: bool, obj: dict[str, Any]) -> None:
+    def _event(self, deleted: bool, key: Key, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         uid = meta["uid"]
         previous = self._where.pop(uid, None)
         if previous is not None:
             self._drop(previous[0], uid)
-        key = self.source.key_of(obj)
         if not deleted:
             self.index[key] = (*self.index.get(key, ()), obj)
             self._where[uid] = (key, meta.get("resourceVersion", ""), meta["name"])

@@ -45,9 +45,26 @@ def informer() -> Iterator[tuple[Informer, list[tuple[Key, str | None]]]]:
     loop.close()
 
 
+def entries(*pods: dict[str, Any]) -> list[tuple[Key, dict[str, Any]]]:
+    return [(owner_of(p), p) for p in pods]
+
+
+def event(inf: Informer, deleted: bool, obj: dict[str, Any]) -> None:
+    inf._event(deleted, owner_of(obj), obj)
+
+
+def test_pods_are_cached_under_their_owner_although_the_cached_form_drops_the_label(
+    informer: Any,
+) -> None:
+    inf, _told = informer
+    key, cached = inf._cached(pod("a-1", "a"))
+    assert key == ("ns", "a")
+    assert "app.kubernetes.io/instance" not in (cached["metadata"].get("labels") or {})
+
+
 def test_first_list_fills_the_cache_and_tells_no_one(informer: Any) -> None:
     inf, told = informer
-    inf._replace([pod("a-1", "a"), pod("a-2", "a"), pod("b-1", "b")])
+    inf._replace(entries(pod("a-1", "a"), pod("a-2", "a"), pod("b-1", "b")))
     assert [p["metadata"]["name"] for p in inf.index[("ns", "a")]] == ["a-1", "a-2"]
     assert len(inf.index[("ns", "b")]) == 1
     assert inf.listed.is_set()
@@ -58,23 +75,23 @@ def test_a_relist_drops_what_was_deleted_meanwhile_and_tells_the_owners(informer
     """An object deleted while the watch was away leaves no ghost; its owner hears of it by
     name (it must apply that child again), and the owner of a changed object is told."""
     inf, told = informer
-    inf._replace([pod("a-1", "a"), pod("b-1", "b"), pod("c-1", "c")])
-    inf._replace([pod("b-1", "b", version="2"), pod("c-1", "c"), pod("d-1", "d")])
+    inf._replace(entries(pod("a-1", "a"), pod("b-1", "b"), pod("c-1", "c")))
+    inf._replace(entries(pod("b-1", "b", version="2"), pod("c-1", "c"), pod("d-1", "d")))
     assert ("ns", "a") not in inf.index
     assert sorted(told) == [(("ns", "a"), "a-1"), (("ns", "b"), None), (("ns", "d"), None)]
 
 
 def test_watch_events_update_delete_and_move_objects(informer: Any) -> None:
     inf, told = informer
-    inf._replace([pod("a-1", "a")])
-    inf._event(False, pod("a-1", "a", version="2"))
+    inf._replace(entries(pod("a-1", "a")))
+    event(inf, False, pod("a-1", "a", version="2"))
     assert inf.index[("ns", "a")][0]["metadata"]["resourceVersion"] == "2"
     assert len(inf.index[("ns", "a")]) == 1
     # Its instance label edited by someone: it leaves a and joins b; both are told.
-    inf._event(False, pod("a-1", "b", version="3"))
+    event(inf, False, pod("a-1", "b", version="3"))
     assert ("ns", "a") not in inf.index
     assert told[-2:] == [(("ns", "a"), "a-1"), (("ns", "b"), None)]
-    inf._event(True, pod("a-1", "b", version="4"))
+    event(inf, True, pod("a-1", "b", version="4"))
     assert ("ns", "b") not in inf.index
     assert told[-1] == (("ns", "b"), "a-1")
 
