@@ -38,10 +38,11 @@ controller: Controller | None = None
 informers: Informers | None = None
 watchdog: Watchdog | None = None
 election: LeaderElection | None = None
+# Kopf lists every CRD of the cluster to find the add-ons' (hundreds, with large schemas, on
+# some clusters): in pages, as the informers list (informer.PAGE_SIZE).
+LIST_PAGE_SIZE = 100
 # After an outage, the watches retry every 2 s (not Kopf's growing default backoff), so pending
 # changes are acted on within seconds of the apiserver's return; ten minutes of retries.
-LIST_PAGE_SIZE = 100
-WORKER_IDLE_SECONDS = 0.5
 ERROR_BACKOFFS = [0.5, 1.0, 1.0, *([2.0] * 300)]
 
 
@@ -76,13 +77,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The operator records its own Events, and only on condition transitions.
     settings.posting.enabled = False
     settings.persistence.diffbase_storage = NoDiffBase()
-    # Lists come in pages: a start with 1,000 resources otherwise parses every pod, Deployment,
-    # Service... at once, and the freed peak stays in Python's memory arenas for good.
     settings.watching.chunk_size = LIST_PAGE_SIZE
-    # Kopf's per-object worker keeps its last watch event (the whole parsed object) while it
-    # waits this long for the next one. At 5 s, a start with 1,000 resources held every listed
-    # object at once: a 200 MiB peak of small objects that Python's arenas never give back.
-    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.error_backoffs = ERROR_BACKOFFS

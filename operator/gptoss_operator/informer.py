@@ -215,10 +215,17 @@ class Informer:
         meta = obj["metadata"]
         uid = meta["uid"]
         previous = self._where.pop(uid, None)
-        if previous is not None:
+        if previous is not None and (deleted or previous[0] != key):
             self._drop(previous[0], uid)
         if not deleted:
-            self.index[key] = (*self.index.get(key, ()), obj)
+            # Updated in place: the order of a resource's objects (its pods) stays the order
+            # they appeared in, so whatever reads "the first pod with a problem" stays put.
+            objects = self.index.get(key, ())
+            at = next((i for i, o in enumerate(objects) if o["metadata"]["uid"] == uid), None)
+            if at is None:
+                self.index[key] = (*objects, obj)
+            else:
+                self.index[key] = (*objects[:at], obj, *objects[at + 1 :])
             self._where[uid] = (key, meta.get("resourceVersion", ""), meta["name"])
         if previous is not None and previous[0] != key:
             self._changed(previous[0], meta["name"])  # it left that owner

@@ -84,8 +84,11 @@ def test_a_relist_drops_what_was_deleted_meanwhile_and_tells_the_owners(informer
 def test_watch_events_update_delete_and_move_objects(informer: Any) -> None:
     inf, told = informer
     inf._replace(entries(pod("a-1", "a")))
+    event(inf, False, pod("a-2", "a"))
     event(inf, False, pod("a-1", "a", version="2"))
-    assert inf.index[("ns", "a")][0]["metadata"]["resourceVersion"] == "2"
+    # Updated in place: the order of a resource's pods is the order they appeared in.
+    assert [p["metadata"]["resourceVersion"] for p in inf.index[("ns", "a")]] == ["2", "1"]
+    event(inf, True, pod("a-2", "a"))
     assert len(inf.index[("ns", "a")]) == 1
     # Its instance label edited by someone: it leaves a and joins b; both are told.
     event(inf, False, pod("a-1", "b", version="3"))
