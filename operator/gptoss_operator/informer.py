@@ -24,6 +24,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -141,8 +142,11 @@ class Informer:
             try:
                 if version is None:
                     version = self._list()
+                began = time.monotonic()
                 version = self._watch(version)
                 failures = 0
+                if time.monotonic() - began < 1.0:  # ended at once: do not spin on it
+                    self._stop.wait(BACKOFF_SECONDS[0])
             except GoneError:
                 version = None  # the watch's version was compacted away: list again
             except Exception as error:  # an outage, a refusal: never let the thread die
