@@ -106,6 +106,13 @@ def share(node: Any) -> Any:
     return fresh
 
 
+def forget_shared() -> None:
+    """Empty the sharing table: it holds the subtrees of every object cached since the last
+    time, deleted ones included (a namespace of 1,000 resources deleted left them all). Cached
+    objects stay valid and shared among themselves; the next ones share with each other."""
+    _SHARED.clear()
+
+
 def _slim_meta(meta: dict[str, Any]) -> dict[str, Any]:
     slim = {k: meta[k] for k in _POD_META if k in meta}
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k in POD_LABELS}

@@ -20,7 +20,6 @@ import asyncio
 import copy
 import datetime
 import hashlib
-import itertools
 import json
 import logging
 import time
@@ -52,6 +51,7 @@ from gptoss_operator.render import (
     MANAGED_BY_LABEL,
     SPEC_HASH_ANNOTATION,
 )
+from gptoss_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name) of a GptOssDeployment
@@ -76,12 +76,9 @@ PROGRESS_STATUS_DELAY = 5.0
 # overlap waiting, not computing (the GIL); past about 8 the apiserver on the same machine
 # becomes the bottleneck and its latency grows faster than throughput (docs/benchmarks.md).
 WORKERS = 8
-# Queue priorities: a resource whose children may need writing (new, edited, a child deleted)
-# goes before one whose pods merely changed, so a burst of new resources gets its Deployments
-# first; but a status update waits for them at most PRIORITY_DELAY seconds (the queue is
-# ordered by due time), so a stream of new resources cannot hold back "Ready" for long.
+# Queue priorities (workqueue.py): a resource whose children may need writing (new, edited, a
+# child deleted) goes before one whose pods merely changed, which waits at most STATUS_WAIT.
 FIRST, CHILDREN, STATUS = 0, 1, 2
-PRIORITY_DELAY = {FIRST: 0.0, CHILDREN: 0.0, STATUS: 1.0}
 
 
 @dataclass
@@ -139,8 +136,7 @@ class Controller:
         self.progress_delay = progress_delay
         self.workers = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
-        self._queue: asyncio.PriorityQueue[tuple[float, int, Key]] | None = None
-        self._order = itertools.count()
+        self._queue: WorkQueue[Key] | None = None
         self._worker_tasks: list[asyncio.Task[None]] = []
         self.indexes: Mapping[str, Mapping[Any, Any]] = {}
         # The operator's own informers' caches (informer.py), read beside Kopf's indexes, and
@@ -239,8 +235,7 @@ class Controller:
             return
         queue = self._start_workers()
         state.queued = True
-        due = self.clock() + PRIORITY_DELAY[self._priority(key, state)]
-        queue.put_nowait((due, next(self._order), key))
+        queue.put(key, status_only=self._priority(key, state) == STATUS)
 
     def _priority(self, key: Key, state: _KeyState) -> int:
         if state.generation is None:
@@ -249,19 +244,19 @@ class Controller:
         edited = cr is not None and cr["metadata"].get("generation") != state.generation
         return CHILDREN if edited or state.child_gone else STATUS
 
-    def _start_workers(self) -> asyncio.PriorityQueue[tuple[float, int, Key]]:
+    def _start_workers(self) -> WorkQueue[Key]:
         if self._queue is None:
-            self._queue = asyncio.PriorityQueue()
+            self._queue = WorkQueue(self.clock)
             self._worker_tasks = [
                 asyncio.ensure_future(self._work(self._queue)) for _ in range(self.workers)
             ]
         return self._queue
 
-    async def _work(self, queue: asyncio.PriorityQueue[tuple[float, int, Key]]) -> None:
+    async def _work(self, queue: WorkQueue[Key]) -> None:
         if self._loaded is not None:
             await self._loaded()  # a reconcile on half-loaded caches would write what exists
         while True:
-            _, _, key = await queue.get()
+            key = await queue.get()
             state = self._state(key)
             state.queued = False
             state.running = True

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from gptoss_operator import memory, metrics
+from gptoss_operator.cached import forget_shared
 from gptoss_operator.controller import Controller, Key
 from gptoss_operator.kube import CUSTOM_RESOURCE, Kube, Resource
 from gptoss_operator.reconcile import resource_version
@@ -150,6 +151,7 @@ class Watchdog:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             if time.monotonic() - trimmed >= TRIM_SECONDS:
+                forget_shared()  # let deleted objects' subtrees go
                 memory.trim()  # give back what a burst of events left free (memory.py)
                 trimmed = time.monotonic()
             ready = await asyncio.to_thread(self.kube.ready)

@@ -280,6 +280,33 @@ def test_a_status_update_waits_for_new_resources_one_second_at_most() -> None:
     assert order == [known, new]
 
 
+def test_a_status_update_waits_one_second_at_most_behind_a_start_of_many_new() -> None:
+    """At a start every resource is requested at once; a pod turning Ready a moment later must
+    not wait behind all of them (it waited 17 s at 1,000 resources when the queue was ordered
+    by due time)."""
+    kube = FakeKube(resource())
+    clock = Clock()
+    ctl = Controller(kube, clock=clock, workers=1)  # type: ignore[arg-type]
+    news = [("ml", f"new{i}") for i in range(3)]
+    known = ("ml", "known")
+    crs = {k: [{**resource(), "metadata": {"name": k[1], "generation": 1}}] for k in [*news, known]}
+    ctl.bind({"gptoss_by_key": crs})
+    ctl._state(known).generation = 1
+    order: list[tuple[str, str]] = []
+    ctl.reconcile = lambda key, live: order.append(key)  # type: ignore[method-assign,assignment,func-returns-value]
+
+    async def start() -> None:
+        for key in news:
+            await ctl.request(key)
+        await ctl.request(known)  # its pod turned Ready
+        clock.now += 1.5  # the new ones are still waiting for a worker
+        await ctl.idle()
+
+    asyncio.run(start())
+    ctl.stop()
+    assert order == [known, *news]
+
+
 def test_a_child_deleted_while_the_watch_was_away_is_applied_again() -> None:
     """No DELETED event came (the apiserver restarted); the watchdog found the ghost."""
     kube = FakeKube(resource())
