@@ -179,11 +179,8 @@ async def child_event(
     type: str, namespace: str | None, name: str, labels: kopf.Labels, body: kopf.Body, **kwargs: Any
 ) -> None:
     """A child or one of its pods changed: its GptOssDeployment may need a write."""
-    ctl = _bind(kwargs)
-    key = owner_of(body)
-    if type == "DELETED":
-        ctl.child_deleted(key, str(body.get("kind", "")), name)
-    await ctl.request(key)
+    deleted = name if type == "DELETED" else None
+    _bind(kwargs).child_changed(str(body.get("kind", "")), owner_of(body), deleted)
 
 
 for _kind in KOPF_KINDS:

@@ -63,10 +63,8 @@ class Resource:
         return f"{base}{scope}/{self.plural}"
 
     def path(self, namespace: str, name: str, subresource: str = "") -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        scope = f"/namespaces/{namespace}" if self.namespaced else ""
         tail = f"/{subresource}" if subresource else ""
-        return f"{base}{scope}/{self.plural}/{name}{tail}"
+        return f"{self.collection(namespace if self.namespaced else None)}/{name}{tail}"
 
 
 # The GptOssDeployment itself, and every kind from the one table of watched kinds.
@@ -129,21 +127,35 @@ class Kube:
         url = self._server + path + ("?" + urllib.parse.urlencode(query) if query else "")
         data = body if isinstance(body, bytes) or body is None else _body(body)
         response = self._send(action, method, url, data, content_type)
-        if response.status == 401:  # a rotated token (projected or exec-issued): read it again
-            with self._lock:
-                self._connect()
+        if response.status == 401:
+            self._relogin()
             response = self._send(action, method, url, data, content_type)
         if response.status >= 400:
             metrics.api_error(response.status)
             raise KubeError(action, response.status, _reason(response.data, response.reason))
         return json.loads(response.data) if response.data else {}
 
+    def _relogin(self) -> None:
+        """After a 401: a rotated token (projected or exec-issued) is read again."""
+        with self._lock:
+            self._connect()
+
     def _send(
-        self, action: str, method: str, url: str, data: bytes | None, content_type: str
+        self,
+        action: str,
+        method: str,
+        url: str,
+        data: bytes | None,
+        content_type: str,
+        **options: Any,
     ) -> urllib3.BaseHTTPResponse:
         try:
             return self._pool.request(
-                method, url, body=data, headers={**self._headers, "Content-Type": content_type}
+                method,
+                url,
+                body=data,
+                headers={**self._headers, "Content-Type": content_type},
+                **options,
             )
         except (urllib3.exceptions.HTTPError, OSError) as error:  # refused, reset, TLS, timeout
             metrics.api_error(0)
@@ -254,21 +266,18 @@ class Kube:
         ] + ([("labelSelector", label_selector)] if label_selector else [])
         action = f"watch {resource.plural}"
         url = self._server + resource.collection(namespace) + "?" + urllib.parse.urlencode(query)
-        try:
-            response = self._pool.request(
-                "GET",
-                url,
-                headers=self._headers,
-                preload_content=False,
-                timeout=urllib3.Timeout(connect=10.0, read=WATCH_SECONDS + 30.0),
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            metrics.api_error(0)
-            raise KubeError(action, 0, str(error)) from None
+        response = self._send(
+            action,
+            "GET",
+            url,
+            None,
+            "application/json",
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=10.0, read=WATCH_SECONDS + 30.0),
+        )
         try:
             if response.status == 401:
-                with self._lock:
-                    self._connect()
+                self._relogin()  # the informer watches again with the new token
             if response.status >= 400:
                 metrics.api_error(response.status)
                 raise KubeError(action, response.status, _reason(response.read(), response.reason))
