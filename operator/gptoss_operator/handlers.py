@@ -18,6 +18,7 @@ import kopf
 
 from gptoss_operator import credentials, metrics
 from gptoss_operator import settings as operator_settings
+from gptoss_operator.api import GROUP, PLURAL
 from gptoss_operator.cached import cached_form
 from gptoss_operator.controller import Controller
 from gptoss_operator.informer import Informers, owner_of, sources
@@ -33,11 +34,14 @@ KOPF_KINDS = tuple(k for k in WATCHED_KINDS if not k.built_in)
 INFORMED_KINDS = tuple(k for k in WATCHED_KINDS if k.built_in)
 INDEXES = ("addon_crds", *(k.index for k in KOPF_KINDS))
 ADDON_CRDS = frozenset(k.crd_name for k in WATCHED_KINDS if k.optional_api)
+OWN_CRD = f"{PLURAL}.{GROUP}"
 
 controller: Controller | None = None
 informers: Informers | None = None
 watchdog: Watchdog | None = None
 election: LeaderElection | None = None
+# Set when Kopf's indexes (the add-ons' kinds and CRDs) have listed: see crd_event.
+kopf_listed = asyncio.Event()
 # Kopf lists every CRD of the cluster to find the add-ons' (hundreds, with large schemas, on
 # some clusters): in pages, as the informers list (informer.PAGE_SIZE).
 LIST_PAGE_SIZE = 100
@@ -70,7 +74,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    global controller, informers, watchdog, election
+    global controller, informers, watchdog, election, kopf_listed
     options = operator_settings.current()
     kube = Kube.from_environment()
     controller = Controller(kube)
@@ -90,9 +94,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     for kind in KOPF_KINDS:
         settings.watching.label_selectors[kind.group, kind.version, kind.plural] = OURS_SELECTOR
     loop = asyncio.get_running_loop()
+    kopf_listed = asyncio.Event()
     watched = sources(controller, INFORMED_KINDS, OURS_SELECTOR)
     informers = Informers(kube, watched, options.namespaces, loop)
-    controller.inform(informers.indexes(), informers.loaded)
+    controller.inform(informers.indexes(), _caches_loaded)
     informers.start()
     watchdog = Watchdog(controller, kube, OURS_SELECTOR, options.namespaces, options.resync_seconds)
     memo.tasks = [loop.create_task(watchdog.run())]
@@ -102,6 +107,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     metrics.watch(controller, election)
     if options.metrics is not None:
         metrics.serve(*options.metrics)
+
+
+async def _caches_loaded() -> None:
+    """What the workers wait for before their first reconcile: every cache listed once."""
+    assert informers is not None, "the startup handler creates the informers"
+    await informers.loaded()
+    await kopf_listed.wait()
 
 
 @kopf.on.cleanup()
@@ -165,13 +177,22 @@ def addon_crds(name: str, status: kopf.Status, **_: Any) -> object:
     "apiextensions.k8s.io",
     "v1",
     "customresourcedefinitions",
-    when=lambda name, **_: name in ADDON_CRDS,
+    when=lambda name, **_: name in ADDON_CRDS or name == OWN_CRD,
 )
-async def addon_crd_event(type: str | None, **kwargs: Any) -> None:
-    """An add-on was installed or removed while the operator runs: reconcile every resource,
-    so those with autoscaling gain their ScaledObject, or report that KEDA is gone."""
-    if type is not None:  # None: the listing at start-up, when everything is reconciled anyway
-        ctl = _bind(kwargs)
+async def crd_event(type: str | None, name: str, **kwargs: Any) -> None:
+    """Kopf's caches are loaded, or an add-on was installed or removed while the operator runs.
+
+    Kopf calls event handlers only once all its indexes have listed, and the operator's own
+    CRD always exists: its listing (`type` None) tells the workers that the add-ons' caches
+    are complete, and hands the controller Kopf's indexes. Before that, a first reconcile
+    would plan without KEDA: no ScaledObject and a wrong "needs KEDA" Warning (a seeded
+    converge run left a resource without its ScaledObject that way). An add-on's CRD
+    changing later reconciles every resource, so those with autoscaling gain their
+    ScaledObject, or report that KEDA is gone."""
+    ctl = _bind(kwargs)
+    if name == OWN_CRD:
+        kopf_listed.set()
+    elif type is not None:  # None: the listing at start-up, before the first reconcile
         ctl.request_soon(ctl.resources())
 
 

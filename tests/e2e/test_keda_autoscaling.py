@@ -183,6 +183,44 @@ def test_scales_on_what_a_real_prometheus_scraped(
     print(f"\nreal Prometheus: 1 -> 3 after {up:.1f}s; 3 -> 2 after {down:.1f}s")
 
 
+def test_resources_made_around_a_start_get_their_scaled_objects_and_no_warning(
+    testbed: Testbed, operator: OperatorProcess, keda: Keda, namespace: str
+) -> None:
+    """The first reconciles after a start wait for Kopf's caches of the add-ons (KEDA's CRD)
+    as for the informers'. Resources made before the start and at once after it, whose pods
+    can never be scheduled (no B200 nodes: nothing changes for them again), each get their
+    ScaledObject, and no "needs KEDA" Warning is ever written: a seeded converge run found a
+    ScaledObject missing because the first reconciles planned before the operator knew KEDA
+    was installed."""
+    autoscaling = {"enabled": True, "maxReplicas": 2, "prometheusAddress": "http://127.0.0.1:9"}
+
+    def unschedulable(name: str) -> dict[str, object]:
+        return manifest(name, accelerator={"profile": "B200"}, autoscaling=autoscaling)
+
+    operator.stop()
+    before = [f"before-{i}" for i in range(3)]
+    for name in before:
+        apply(testbed, namespace, unschedulable(name))
+    operator.start()
+    after = [f"after-{i}" for i in range(3)]
+    for name in after:
+        apply(testbed, namespace, unschedulable(name))
+    for name in before + after:
+        wait_condition(testbed, namespace, name, "Degraded", timeout=60)
+
+    def scaled_objects() -> set[str]:
+        items = testbed.get("-n", namespace, "scaledobjects")["items"]
+        return {i["metadata"]["name"] for i in items}
+
+    wait_until(lambda: scaled_objects() == {*before, *after}, 30, "a ScaledObject for each")
+    warnings = testbed.get(
+        "-n", namespace, "events", "--field-selector", "reason=AutoscalingUnavailable"
+    )["items"]
+    assert warnings == []
+    for name in before + after:
+        assert "message" not in (replicas(testbed, namespace, name)[2].get("autoscaler") or {})
+
+
 def test_keda_missing_then_installed_while_the_operator_runs(
     testbed: Testbed, operator: OperatorProcess, keda: Keda, namespace: str
 ) -> None:
