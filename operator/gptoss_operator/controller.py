@@ -377,6 +377,8 @@ class Controller:
             except KubeError as error:
                 if error.status in TRANSIENT_STATUSES or error.status >= 500:
                     raise
+                if error.status == 403 and self._namespace_terminating(key[0]):
+                    return None  # refused because the namespace is going: nothing to report
                 # The apiserver refused what the spec renders to (an immutable field, a quota, a
                 # missing permission): say so in status, and wait for the next change.
                 log.warning("%s/%s: %s", *key, error)
@@ -419,6 +421,12 @@ class Controller:
         )
         if not (state.child_gone or going):
             return False
+        return self._namespace_terminating(namespace)
+
+    def _namespace_terminating(self, namespace: str) -> bool:
+        """The namespace's deletion, asked of the apiserver at most every few seconds. Also
+        after a write refused with 403: a namespace being deleted refuses new objects even
+        before anything in it shows a deletionTimestamp (a restarted operator's first look)."""
         cached = self._namespaces.get(namespace)
         if cached and self.clock() - cached[1] < NAMESPACE_CHECK_SECONDS:
             return cached[0]

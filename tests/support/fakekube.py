@@ -31,6 +31,7 @@ class FakeKube:
         self.refuse: Callable[[dict[str, Any]], KubeError | None] = lambda m: None
         self._versions = itertools.count(100)
         self.missing: frozenset[str] = frozenset()  # add-on kinds not served (KEDA absent)
+        self.terminating: set[str] = set()  # namespaces being deleted
 
     def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
@@ -62,7 +63,7 @@ class FakeKube:
 
     def namespace_terminating(self, namespace: str) -> bool:
         self.calls["get namespace"] += 1
-        return False
+        return namespace in self.terminating
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         self.calls["patch status"] += 1

@@ -137,6 +137,23 @@ def test_a_refused_child_leaves_the_others_unchanged() -> None:
     assert kube.cr["status"]["reason"] == "ApplyFailed"
 
 
+def test_a_write_refused_because_the_namespace_is_going_writes_no_failure() -> None:
+    """A namespace being deleted refuses new objects (403) before anything in it shows a
+    deletionTimestamp, as a restarted operator sees it: no Failed status, no Event."""
+    kube = FakeKube(resource())
+    ctl = Controller(kube)  # type: ignore[arg-type]
+    kube.terminating.add(KEY[0])
+
+    def refuse_all(manifest: dict[str, Any]) -> KubeError | None:
+        return KubeError(f"apply {manifest['kind']}", 403, "namespace is being terminated")
+
+    kube.refuse = refuse_all
+    ctl.reconcile(KEY, kube.live())
+    assert "status" not in kube.cr
+    assert kube.events == []
+    assert kube.calls["get namespace"] == 1
+
+
 def test_an_apply_refused_over_a_foreign_edit_is_restored_by_replacing() -> None:
     kube = FakeKube(resource())
     ctl = Controller(kube)  # type: ignore[arg-type]
