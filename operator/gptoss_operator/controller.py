@@ -297,6 +297,8 @@ class Controller:
         # calls then run in a worker thread on that snapshot.
         live = self._live(key)
         if live is None:
+            # Deleted: a late event of a child (or a timer) asked for it; keep nothing of it.
+            self.forget(key)
             return
         loop = asyncio.get_running_loop()
         try:

@@ -335,3 +335,28 @@ def test_a_child_deleted_while_the_watch_was_away_is_applied_again() -> None:
     ctl.ghost(gone["metadata"].get("uid", "svc-uid"), KEY)
     ctl.reconcile(KEY, kube.live())
     assert ("Service", "chat") in kube.objects
+
+
+def test_a_deleted_resource_leaves_no_state_behind_its_childrens_late_events() -> None:
+    """Garbage collection deletes the children after their owner: their DELETED events, and a
+    timer set before the deletion, arrive for a resource already forgotten. The controller must
+    keep nothing for it, or a fleet that churns grows its memory without bound."""
+    kube = FakeKube(resource())
+    ctl = Controller(kube, workers=1)  # type: ignore[arg-type]
+    crs: dict[tuple[str, str], list[dict[str, Any]]] = {KEY: [resource()]}
+    ctl.bind({"gptoss_by_key": crs})
+
+    async def churn() -> None:
+        await ctl.request(KEY)
+        await ctl.idle()
+        del crs[KEY]
+        ctl.resource_changed(KEY, "chat")  # the DELETED event of the resource
+        for kind in ("Deployment", "Service", "PodDisruptionBudget", "Pod"):
+            ctl.child_changed(kind, KEY, "chat")  # then its children's
+        ctl.notify(KEY)  # a timer set before the deletion
+        await ctl.idle()
+
+    asyncio.run(churn())
+    ctl.stop()
+    assert ctl._keys == {}
+    assert ctl.queue_depth() == (0, 0, 0)
