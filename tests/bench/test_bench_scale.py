@@ -10,8 +10,12 @@ Three runs per N, each in a fresh namespace, one after another:
 Every write is counted per user from the audit log (across its rotation). Times come from
 watches (support/bench.py). Waits are sized from the floor's own times.
 
+Then churn, at the largest N: one operator process sees N resources created (one request),
+Ready, and their namespace deleted, CHURN_CYCLES times (3); its RSS after each cycle shows
+whether memory comes back or grows with what it has seen.
+
 It asserts only what holds on any machine: everything converged, exactly N of each child, at
-most 5 writes per resource from creation to Ready, no write while idle. The table and the plot
+most 5 writes per resource from creation to Ready, no write while idle. The tables and the plot
 go to dist/bench/; the figures in docs/benchmarks.md come from one such run.
 """
 
@@ -33,6 +37,7 @@ from gptoss_operator.controller import PROGRESS_STATUS_DELAY
 from gptoss_operator.kube import Kube
 from gptoss_operator.reconcile import owner_reference
 from gptoss_operator.render import render_children
+from gptoss_operator.watchdog import TRIM_SECONDS
 from support.bench import (
     FLOOR_USER,
     Stopwatch,
@@ -50,6 +55,7 @@ from support.testbed import REPO, Testbed, wait_until
 
 pytestmark = pytest.mark.testbed
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "40,200,1000").split(",")]
+CHURN_CYCLES = int(os.environ.get("CHURN_CYCLES", "3"))
 OPERATOR_USER = "gptoss-operator"
 IDLE_SECONDS = 30.0
 OUT = REPO / "dist" / "bench"
@@ -280,3 +286,28 @@ def test_bench_operator_against_the_floor(
         if r["mode"] != "floor":
             assert r["writes_per_resource"] <= 5, r
             assert r["idle_writes"] == 0, r
+
+
+@pytest.mark.timeout(7200)
+def test_bench_memory_under_churn(testbed: Testbed, operator: OperatorProcess, nodes: None) -> None:
+    """RSS of one operator process at N Ready and after they are gone, cycle after cycle."""
+    n = max(SIZES)
+    operator.restart()  # a fresh process: what it holds comes from these cycles only
+    assert operator.proc is not None
+    header = ["cycle", "Ready after s", "RSS at Ready MiB", "RSS after delete MiB", "CPU s"]
+    rows: list[list[str]] = []
+    for cycle in range(CHURN_CYCLES):
+        namespace = _namespace(testbed, f"churn{cycle}", n)
+        with Stopwatch(testbed.kubeconfig, namespace) as watch:
+            start = time.monotonic()
+            _create_resources(testbed, namespace, n)
+            ready = watch.wait("Ready resources", watch.resources_ready, n, 900) - start
+        at_ready, _ = process_stats(operator.proc.pid)
+        _check_children(testbed, namespace, n)
+        drop_namespace(testbed, namespace, 900)
+        time.sleep(TRIM_SECONDS + 5)  # one memory trim after the last event: the measurement
+        after, cpu = process_stats(operator.proc.pid)
+        rows.append([str(cycle + 1), _fmt(ready), _fmt(at_ready, 0), _fmt(after, 0), _fmt(cpu)])
+        print(f"\nchurn at N={n}\n{table(header, rows)}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "churn.txt").write_text(table(header, rows) + "\n")
