@@ -178,6 +178,8 @@ def _nodes_module() -> Any:
 def gpu_nodes(testbed: Testbed, count: int) -> Iterator[None]:
     """`count` more 8 x H100 nodes, created in one request, removed afterwards."""
     nodes = _nodes_module()
+    # A run that was killed left its nodes: start from none.
+    testbed.kubectl("delete", "node", "-l", "gptoss.dev/bench", "--timeout=120s", timeout=150)
     items = [nodes.node(f"bench-h100-{i}", "h100") for i in range(count)]
     for item in items:
         item["metadata"]["labels"]["gptoss.dev/bench"] = "true"
