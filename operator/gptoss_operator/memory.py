@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 from typing import Any
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -37,3 +38,22 @@ def trim() -> None:
     """Return free heap memory to the operating system (cheap when there is none)."""
     if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
         _LIBC.malloc_trim(0)
+
+
+_collections_seen = -1
+
+
+def collect_if_busy() -> bool:
+    """A full garbage collection when Python allocated since the last call (any collection
+    ran), then nothing while idle. Objects in reference cycles (an exception and its frames,
+    a finished future and its callbacks) are freed only by a full collection, which Python
+    runs rarely once many objects live: after a namespace of 1,000 resources was deleted, their
+    cycles held pools that the next 1,000 could not reuse, and RSS grew by 8 to 12 MiB with
+    each such churn (91, 99, 111 MiB at 1,000 Ready). About 50 ms at 1,000 resources."""
+    global _collections_seen
+    seen = sum(stats["collections"] for stats in gc.get_stats())
+    if seen == _collections_seen:
+        return False
+    gc.collect()
+    _collections_seen = sum(stats["collections"] for stats in gc.get_stats())
+    return True

@@ -152,6 +152,7 @@ class Watchdog:
             await asyncio.sleep(POLL_SECONDS)
             if time.monotonic() - trimmed >= TRIM_SECONDS:
                 forget_shared()  # let deleted objects' subtrees go
+                memory.collect_if_busy()  # and deleted objects caught in reference cycles
                 memory.trim()  # give back what a burst of events left free (memory.py)
                 trimmed = time.monotonic()
             ready = await asyncio.to_thread(self.kube.ready)
