@@ -41,7 +41,7 @@ informers: Informers | None = None
 watchdog: Watchdog | None = None
 election: LeaderElection | None = None
 # Set when Kopf's indexes (the add-ons' kinds and CRDs) have listed: see crd_event.
-kopf_listed = asyncio.Event()
+kopf_listed: asyncio.Event | None = None
 # Kopf lists every CRD of the cluster to find the add-ons' (hundreds, with large schemas, on
 # some clusters): in pages, as the informers list (informer.PAGE_SIZE).
 LIST_PAGE_SIZE = 100
@@ -112,6 +112,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 async def _caches_loaded() -> None:
     """What the workers wait for before their first reconcile: every cache listed once."""
     assert informers is not None, "the startup handler creates the informers"
+    assert kopf_listed is not None, "the startup handler creates it"
     await informers.loaded()
     await kopf_listed.wait()
 
@@ -191,6 +192,7 @@ async def crd_event(type: str | None, name: str, **kwargs: Any) -> None:
     ScaledObject, or report that KEDA is gone."""
     ctl = _bind(kwargs)
     if name == OWN_CRD:
+        assert kopf_listed is not None, "the startup handler creates it"
         kopf_listed.set()
     elif type is not None:  # None: the listing at start-up, before the first reconcile
         ctl.request_soon(ctl.resources())
