@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from gptoss_operator import memory, metrics
 from gptoss_operator.cached import forget_shared
 from gptoss_operator.controller import Controller, Key
+from gptoss_operator.informer import PAGE_SIZE
 from gptoss_operator.kube import CUSTOM_RESOURCE, Kube, Resource
 from gptoss_operator.reconcile import resource_version
 from gptoss_operator.render import WATCHED_KINDS
@@ -82,13 +83,19 @@ class Watchdog:
             version = -1
             for namespace in self.namespaces or (None,):
                 try:
-                    items, version = self.kube.list_objects(resource, namespace, selector)
+                    # Metadata only, a page at a time: at 1,000 resources a whole list of
+                    # pods, parsed while the caches hold them too, grew the heap for good.
+                    for page, page_version in self.kube.list_pages(
+                        resource, namespace, selector, PAGE_SIZE, metadata_only=True
+                    ):
+                        uids |= {i["metadata"]["uid"]: resource_version(i) for i in page}
+                        version = resource_version({"metadata": {"resourceVersion": page_version}})
+                        del page
                 except Exception as error:  # a missing optional CRD: skip that kind
                     if index == "gptoss_by_key":
                         log.debug("resync skipped: %s", error)
                         return None
                     break
-                uids |= {i["metadata"]["uid"]: resource_version(i) for i in items}
             else:
                 listed[index] = (uids, version)
         return listed
