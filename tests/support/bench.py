@@ -9,11 +9,9 @@ poll of the namespace every half second would itself load the apiserver being me
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import kubernetes
 from gptoss_operator.api import GROUP, PLURAL, VERSION
 from gptoss_operator.render import INSTANCE_LABEL
 from support.testbed import TESTBED_SCRIPTS, Testbed, wait_until
+from support.tools import load_script
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -163,21 +162,10 @@ def floor_kubeconfig(testbed: Testbed) -> Path:
     return path
 
 
-def _nodes_module() -> Any:
-    path = TESTBED_SCRIPTS / "nodes.py"
-    spec = importlib.util.spec_from_file_location("testbed_nodes", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.contextmanager
 def gpu_nodes(testbed: Testbed, count: int) -> Iterator[None]:
     """`count` more 8 x H100 nodes, created in one request, removed afterwards."""
-    nodes = _nodes_module()
+    nodes = load_script(TESTBED_SCRIPTS / "nodes.py", "testbed_nodes")
     # A run that was killed left its nodes: start from none.
     testbed.kubectl("delete", "node", "-l", "gptoss.dev/bench", "--timeout=120s", timeout=150)
     items = [nodes.node(f"bench-h100-{i}", "h100") for i in range(count)]
