@@ -9,48 +9,30 @@ also proves which PromQL KEDA sent.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+
+from support.httpstub import Answer, StubServer
 
 
-class PromStub:
+class PromStub(StubServer):
     """`with PromStub() as prom: prom.set(query, 3)`; `prom.url` is its serverAddress."""
 
     def __init__(self) -> None:
+        super().__init__()
+        self.url = f"http://{self.address}"
         self.values: dict[str, float] = {}
         self.asked: Counter[str] = Counter()
         # (time.monotonic(), query, value answered) of every query with a value.
         self.answers: list[tuple[float, str, float]] = []
-        stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                if url.path != "/api/v1/query":
-                    self.send_error(404)
-                    return
-                query = parse_qs(url.query).get("query", [""])[0]
-                stub.asked[query] += 1
-                self._answer(stub.answer(query))
-
-            def _answer(self, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def respond(self, path: str, query: dict[str, str]) -> Answer:
+        if path != "/api/v1/query":
+            return None
+        promql = query.get("query", "")
+        self.asked[promql] += 1
+        return "application/json", json.dumps(self.answer(promql)).encode()
 
     def set(self, query: str, value: float) -> None:
         self.values[query] = value
@@ -62,11 +44,3 @@ class PromStub:
             self.answers.append((time.monotonic(), query, value))
             result = [{"metric": {}, "value": [time.time(), repr(value)]}]
         return {"status": "success", "data": {"resultType": "vector", "result": result}}
-
-    def __enter__(self) -> PromStub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -5,19 +5,19 @@ checked against vLLM's source (tests/unit/test_vllm_metrics_contract.py)."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from support.httpstub import Answer, StubServer
 
 MODEL = "openai/gpt-oss-20b"
 
 
-class VllmMetrics:
+class VllmMetrics(StubServer):
     """`with VllmMetrics() as pod: pod.waiting(3)`; Prometheus scrapes `pod.target`."""
 
     def __init__(self) -> None:
+        super().__init__()
+        self.target = self.address
         self.registry = CollectorRegistry()
         labels = ["model_name", "engine"]
         self._waiting = Gauge(
@@ -41,34 +41,11 @@ class VllmMetrics:
         self.waiting(0)
         self._running.labels(MODEL, "0").set(0)
         self._kv.labels(MODEL, "0").set(0)
-        registry = self.registry
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path != "/metrics":
-                    self.send_error(404)
-                    return
-                data = generate_latest(registry)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.target = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def respond(self, path: str, query: dict[str, str]) -> Answer:
+        if path != "/metrics":
+            return None
+        return "text/plain; version=0.0.4", generate_latest(self.registry)
 
     def waiting(self, value: float) -> None:
         self._waiting.labels(MODEL, "0").set(value)
-
-    def __enter__(self) -> VllmMetrics:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
