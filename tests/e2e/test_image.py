@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -36,6 +34,7 @@ from test_helm_install import (
     writes_by,
 )
 
+from support import process
 from support.testbed import REPO, Testbed, wait_until
 
 pytestmark = [pytest.mark.testbed, pytest.mark.usefixtures("gptoss_crd")]
@@ -60,12 +59,6 @@ def image() -> dict[str, str]:
     )
     text = (REPO / "dist" / "image.env").read_text()
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _buildah(*args: str) -> str:
@@ -98,8 +91,8 @@ class ImageOperator:
     def __init__(
         self, image: str, identity: Path, env: dict[str, str], args: list[str], log_path: Path
     ) -> None:
-        self.port = _free_port()
-        self.metrics_port = _free_port()
+        self.port = process.free_port()
+        self.metrics_port = process.free_port()
         self.log_path = log_path
         self.container = _buildah("from", "--pull=never", image)
         config = json.loads(_buildah("inspect", "--type", "container", self.container))
@@ -127,14 +120,8 @@ class ImageOperator:
         wait_until(self._alive, 90, f"the image's operator on :{self.port} ({self.log_path})")
 
     def _alive(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the image's operator exited: {self.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        return process.answers(self.proc, url, "the image's operator", self.log_path)
 
     def operator_uids(self) -> set[int]:
         """Real and effective user ids of the processes that run `gptoss-operator run` here."""
@@ -170,19 +157,13 @@ class ImageOperator:
             _buildah("umount", self.container)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        process.stop(self.proc, timeout=30, group=True)
 
     def remove(self) -> None:
         _buildah("rm", self.container)
 
     def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return process.log_tail(self.log_path, lines)
 
 
 @pytest.fixture

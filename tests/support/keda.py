@@ -15,10 +15,10 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
+from support import process
 from support.testbed import Testbed, wait_until
 
 NAMESPACE = "keda"
@@ -29,12 +29,6 @@ CRDS = (
     "triggerauthentications.keda.sh",
     "cloudeventsources.eventing.keda.sh",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _alive(pidfile: Path) -> bool:
@@ -70,7 +64,7 @@ class Keda:
         self._stop()  # one of the two died: start both again
         self.dir.mkdir(parents=True, exist_ok=True)
         certs = self._certs()
-        grpc, adapter = _free_port(), _free_port()
+        grpc, adapter = process.free_port(), process.free_port()
         kubeconfig = str(self.testbed.kubeconfig)
         env = {
             **os.environ,
@@ -85,8 +79,8 @@ class Keda:
             [
                 str(self.bin / "keda"),
                 "--leader-elect=false",
-                f"--metrics-bind-address=127.0.0.1:{_free_port()}",
-                f"--health-probe-bind-address=127.0.0.1:{_free_port()}",
+                f"--metrics-bind-address=127.0.0.1:{process.free_port()}",
+                f"--health-probe-bind-address=127.0.0.1:{process.free_port()}",
                 f"--metrics-service-bind-address=127.0.0.1:{grpc}",
                 f"--cert-dir={certs}",
                 f"--ca-dir={certs}",
@@ -107,7 +101,7 @@ class Keda:
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
                 f"--metrics-service-address=127.0.0.1:{grpc}",
-                f"--port={_free_port()}",
+                f"--port={process.free_port()}",
             ],
             env,
         )

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+from support import process
 from support.testbed import wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OperatorProcess:
@@ -28,11 +21,11 @@ class OperatorProcess:
         self.args = args  # no --namespace: every namespace
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
-        self.metrics_port = _free_port()  # kept across restarts: /metrics at this port
+        self.metrics_port = process.free_port()  # kept across restarts: /metrics at this port
 
     def start(self) -> None:
         """Start and wait until Kopf's liveness endpoint answers (indexes loaded, watching)."""
-        self.port = _free_port()
+        self.port = process.free_port()
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -57,13 +50,8 @@ class OperatorProcess:
         )
 
     def _alive(self) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            raise AssertionError(f"operator exited; log: {self.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        return process.answers(self.proc, url, "the operator", self.log_path)
 
     def scrape(self) -> str:
         """The operator's /metrics text."""
@@ -72,13 +60,7 @@ class OperatorProcess:
             return str(r.read().decode())
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        process.stop(self.proc)
         self.proc = None
 
     def restart(self) -> None:
@@ -86,5 +68,4 @@ class OperatorProcess:
         self.start()
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return process.log_tail(self.log_path, lines)

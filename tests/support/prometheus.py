@@ -6,20 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from support import process
 from support.testbed import Testbed, wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Prometheus:
@@ -28,7 +21,7 @@ class Prometheus:
         self.dir = testbed.state / "prometheus"
         self.log = testbed.state / "logs" / "prometheus.log"
         self.targets = targets
-        self.port = _free_port()
+        self.port = process.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -66,14 +59,7 @@ class Prometheus:
         return self
 
     def _ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"Prometheus exited: {self.log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:  # noqa: S310
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return process.answers(self.proc, f"{self.url}/-/ready", "Prometheus", self.log)
 
     def value(self, query: str) -> float | None:
         """The instant value of `query` (None: an empty result)."""
@@ -83,10 +69,4 @@ class Prometheus:
         return float(result[0]["value"][1]) if result else None
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        process.stop(self.proc)
