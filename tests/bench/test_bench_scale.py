@@ -11,7 +11,7 @@ Every write is counted per user from the audit log (across its rotation). Times 
 watches (support/bench.py). Waits are sized from the floor's own times.
 
 Then churn, at the largest N: one operator process sees N resources created (one request),
-Ready, and their namespace deleted, CHURN_CYCLES times (3); its RSS after each cycle shows
+Ready, and their namespace deleted, CHURN_CYCLES times (5); its RSS after each cycle shows
 whether memory comes back or grows with what it has seen.
 
 It asserts only what holds on any machine: everything converged, exactly N of each child, at
@@ -56,7 +56,7 @@ from support.testbed import REPO, Testbed, wait_until
 
 pytestmark = pytest.mark.testbed
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "40,200,1000").split(",")]
-CHURN_CYCLES = int(os.environ.get("CHURN_CYCLES", "3"))
+CHURN_CYCLES = int(os.environ.get("CHURN_CYCLES", "5"))
 OPERATOR_USER = "gptoss-operator"
 IDLE_SECONDS = 30.0
 OUT = REPO / "dist" / "bench"
