@@ -108,7 +108,7 @@ class Kube:
     def _connect(self) -> None:
         info = self._login()
         self._server = info.server.rstrip("/")
-        self._headers = {"Accept": "application/json", **info.as_http_headers()}
+        self._headers = info.as_http_headers()  # and Accept, per request (_send)
         self._pool = urllib3.PoolManager(
             num_pools=2,
             maxsize=CONNECTIONS,
