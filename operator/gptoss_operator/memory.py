@@ -48,8 +48,8 @@ def collect_if_busy() -> bool:
     ran), then nothing while idle. Objects in reference cycles (an exception and its frames,
     a finished future and its callbacks) are freed only by a full collection, which Python
     runs rarely once many objects live: after a namespace of 1,000 resources was deleted, their
-    cycles held pools that the next 1,000 could not reuse, and RSS grew by 8 to 12 MiB with
-    each such churn (91, 99, 111 MiB at 1,000 Ready). About 50 ms at 1,000 resources."""
+    cycles held pools that the next 1,000 could not reuse: one of the causes of RSS growing
+    with each such churn (the other fixes: docs/benchmarks.md). About 50 ms at 1,000 resources."""
     global _collections_seen
     if _collections() == _collections_seen:
         return False
